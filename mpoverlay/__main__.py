@@ -1,0 +1,124 @@
+"""Command line: ``python -m mpoverlay {prepare,build,multitest,demo}``.
+
+The upstream tree comes from ``MICROPY_DIR`` (or ``--micropy-dir``); without
+one, the pinned commits are fetched into ``build/upstream`` (needs network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import BUILD_DIR, REPO_ROOT
+from .build import UNIX_VARIANTS, BuildError, build_unix
+from .lock import LockError, load_lock
+from .multitest import format_table, run_suite, suite_tests
+from .overlay import Overlay, OverlayError, prepare
+from .radio import RadioError
+from .upstream import UpstreamError, locate
+
+TREE_DIR = BUILD_DIR / "tree"
+DEMO_TEST = "ble_gap_pair_bond.py"
+
+
+def prepared_tree(args: argparse.Namespace, builds: tuple[str, ...] = ("unix",)) -> Path:
+    lock = load_lock(REPO_ROOT / "upstream.lock")
+    upstream = locate(lock, builds, args.micropy_dir, allow_fetch=not args.offline)
+    # Submodules the lock does not pin are never needed: leave them out of the copy.
+    pinned = {p.path for p in lock.submodules}
+    skip = [
+        str(p.relative_to(upstream))
+        for p in sorted((upstream / "lib").iterdir())
+        if (upstream / ".gitmodules").is_file()
+        and _is_submodule(upstream, p)
+        and str(p.relative_to(upstream)) not in pinned
+    ]
+    changed = prepare(upstream, TREE_DIR, Overlay(REPO_ROOT), skip)
+    print(f"tree: {TREE_DIR} {'prepared' if changed else 'up to date'}")
+    return TREE_DIR
+
+
+def _is_submodule(upstream: Path, path: Path) -> bool:
+    rel = str(path.relative_to(upstream))
+    return f"path = {rel}\n" in (upstream / ".gitmodules").read_text()
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    prepared_tree(args)
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    tree = prepared_tree(args)
+    for variant in args.variant or UNIX_VARIANTS:
+        built = build_unix(tree, variant)
+        print(f"built: {built.what} -> {built.path} ({built.seconds:.1f} s)")
+
+
+def _stacks(text: str) -> tuple[str, ...]:
+    stacks = tuple(text.split("/"))
+    if len(stacks) != 2 or not set(stacks) <= set(UNIX_VARIANTS):
+        raise argparse.ArgumentTypeError(f"expected e.g. btstack/nimble, got {text!r}")
+    return stacks
+
+
+def cmd_multitest(args: argparse.Namespace) -> int:
+    tree = prepared_tree(args)
+    for variant in sorted(set(args.stacks)):
+        build_unix(tree, variant)
+    tests = [tree / "tests" / "multi_bluetooth" / t for t in args.tests] or suite_tests(tree)
+    results = run_suite(tree, tests, args.stacks, args.trace, args.verbose)
+    print(format_table(args.stacks, results))
+    return 0 if all(r.outcome in ("pass", "skip", "excluded") for r in results) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.stacks, args.tests = ("btstack", "btstack"), [DEMO_TEST]
+    args.verbose = True
+    print(f"demo: two unix BTstack instances pair and bond over the virtual radio ({DEMO_TEST})")
+    return cmd_multitest(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mpoverlay", description=__doc__)
+    parser.add_argument(
+        "--micropy-dir",
+        default=os.environ.get("MICROPY_DIR") or None,
+        help="upstream MicroPython tree to build on (default: $MICROPY_DIR)",
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="never fetch upstream; fail if no tree is available"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("prepare", help="prepare build/tree: upstream + overlay")
+    p = sub.add_parser("build", help="build the unix firmware")
+    p.add_argument("--variant", action="append", choices=UNIX_VARIANTS)
+    p = sub.add_parser("multitest", help="run multi_bluetooth tests over the virtual radio")
+    p.add_argument(
+        "--stacks",
+        type=_stacks,
+        default=("btstack", "btstack"),
+        help="instance0/instance1 stacks, e.g. btstack/nimble",
+    )
+    p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
+    p.add_argument("-v", "--verbose", action="store_true", help="show output of failed tests")
+    p.add_argument("tests", nargs="*", help="test file names (default: the whole directory)")
+    p = sub.add_parser("demo", help="build, then pair two BTstack instances over the radio")
+    p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
+    args = parser.parse_args(argv)
+    handler = {
+        "prepare": cmd_prepare,
+        "build": cmd_build,
+        "multitest": cmd_multitest,
+        "demo": cmd_demo,
+    }[args.command]
+    try:
+        return handler(args) or 0
+    except (LockError, UpstreamError, OverlayError, BuildError, RadioError) as e:
+        print(f"mpoverlay: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

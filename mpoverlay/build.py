@@ -1,0 +1,58 @@
+"""Build firmware from a prepared tree: the unix port with BTstack or NimBLE over H4."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import BUILD_DIR
+
+# Our unix variants (ports/unix/variants/<name>/ in the overlay).
+UNIX_VARIANTS = ("btstack", "nimble")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Built:
+    what: str
+    path: Path
+    seconds: float
+
+
+def jobs() -> int:
+    return os.cpu_count() or 2
+
+
+def _make(args: list[str], cwd: Path, log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as f:
+        proc = subprocess.run(
+            ["make", f"-j{jobs()}", *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT
+        )
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise BuildError(f"make {' '.join(args)} failed in {cwd} (log: {log}):\n{tail}")
+
+
+def unix_binary(variant: str) -> Path:
+    """Where the built unix firmware for ``variant`` is published."""
+    return BUILD_DIR / f"unix-{variant}" / "micropython"
+
+
+def build_unix(tree: Path, variant: str) -> Built:
+    if variant not in UNIX_VARIANTS:
+        raise BuildError(f"unknown unix variant {variant!r}; choose from {UNIX_VARIANTS}")
+    t0 = time.monotonic()
+    port = tree / "ports" / "unix"
+    _make([f"VARIANT={variant}"], port, BUILD_DIR / "logs" / f"unix-{variant}.log")
+    out = unix_binary(variant)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(port / f"build-{variant}" / "micropython", out)
+    return Built(f"unix {variant}", out, time.monotonic() - t0)

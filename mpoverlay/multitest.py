@@ -1,0 +1,109 @@
+"""Run upstream's multi-instance Bluetooth tests between unix instances over the radio.
+
+Each test gets a fresh virtual radio and its own run of ``run-multitests.py``
+bounded by a timeout, so one hung test cannot stall or poison the others.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .build import unix_binary
+from .radio import RadioProcess
+
+# Tests that cannot run on two unix processes over a virtual radio.
+EXCLUDED = {
+    "stress_deepsleep_reconnect.py": "needs machine.deepsleep() and a board that reboots",
+}
+
+TEST_TIMEOUT_S = 240
+_RESULT_RE = re.compile(r"^(?P<file>\S+) on \S+: (?P<result>pass|skip|FAIL)$", re.M)
+
+
+@dataclass
+class Result:
+    test: str
+    outcome: str  # pass / fail / skip / excluded / timeout / error
+    seconds: float
+    detail: str = ""
+
+
+def instance_arg(binary: Path, pty: str) -> str:
+    """A ``-t`` argument for run-multitests.py.
+
+    Environment given there replaces the instance's whole environment, so it
+    also carries the MICROPYPATH that run-multitests.py would have set.
+    """
+    return f"exec:{binary},MICROPYBTUART={pty},MICROPYPATH=.frozen:../extmod"
+
+
+def _run_one(tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None) -> Result:
+    t0 = time.monotonic()
+    with RadioProcess(count=len(stacks), trace_dir=trace) as radio:
+        cmd = [sys.executable, str(tree / "tests" / "run-multitests.py")]
+        for stack, pty in zip(stacks, radio.ptys, strict=True):
+            cmd += ["-t", instance_arg(unix_binary(stack), pty)]
+        cmd += ["-r", str(tree / "tests" / "results"), str(test)]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=tree / "tests",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, _ = proc.communicate(timeout=TEST_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            return Result(test.name, "timeout", time.monotonic() - t0, out)
+    m = _RESULT_RE.search(out)
+    outcome = {"pass": "pass", "skip": "skip", "FAIL": "fail"}[m["result"]] if m else "error"
+    return Result(test.name, outcome, time.monotonic() - t0, "" if outcome == "pass" else out)
+
+
+def run_suite(
+    tree: Path,
+    tests: Iterable[Path],
+    stacks: tuple[str, ...],
+    trace: Path | None = None,
+    verbose: bool = False,
+) -> list[Result]:
+    results = []
+    for test in sorted(tests):
+        if test.name in EXCLUDED:
+            results.append(Result(test.name, "excluded", 0.0, EXCLUDED[test.name]))
+            print(f"{test.name}: excluded ({EXCLUDED[test.name]})", flush=True)
+            continue
+        r = _run_one(tree, test, stacks, trace)
+        print(f"{test.name}: {r.outcome} ({r.seconds:.1f} s)", flush=True)
+        if verbose and r.detail:
+            print(r.detail)
+        results.append(r)
+    return results
+
+
+def suite_tests(tree: Path, directory: str = "multi_bluetooth") -> list[Path]:
+    return sorted((tree / "tests" / directory).glob("*.py"))
+
+
+def format_table(stacks: tuple[str, ...], results: list[Result]) -> str:
+    name = "/".join(stacks)
+    width = max([len(r.test) for r in results] + [4])
+    rule = f"|{'-' * (width + 2)}|{'-' * (len(name) + 2)}|"
+    lines = [f"| {'test'.ljust(width)} | {name} |", rule]
+    lines += [f"| {r.test.ljust(width)} | {r.outcome.ljust(len(name))} |" for r in results]
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""Prepare a build tree: a copy of upstream with our patches and new files applied.
+
+The user's upstream tree is only ever read.  The build tree is a separate
+copy (``build/tree``), refreshed incrementally so that make only rebuilds
+what changed.  Layout of the overlay in this repository:
+
+- new files live at their upstream paths under ``OVERLAY_DIRS``;
+- changes to upstream files are patches in ``patches/``, applied in the
+  order ``patches/series`` lists them.  A patch that does not apply stops
+  everything with the patch's name and git's complaint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .gitutil import head_commit
+
+OVERLAY_DIRS = ("extmod", "ports", "lib", "tests", "tools", "docs")
+STAMP_NAME = ".overlay-stamp"
+_SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+class OverlayError(RuntimeError):
+    """The overlay cannot be applied (bad series, patch rejected, file clash)."""
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    """One upstream commit: a patch plus the new files that go with it."""
+
+    patch: Path
+    files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Our changes to upstream, as found in a repository checkout."""
+
+    root: Path
+
+    @property
+    def patches_dir(self) -> Path:
+        return self.root / "patches"
+
+    def files(self) -> list[Path]:
+        """New files, relative to the repository root (= their upstream path)."""
+        found = []
+        for top in OVERLAY_DIRS:
+            base = self.root / top
+            if not base.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_NAMES)
+                for name in sorted(filenames):
+                    if not name.endswith((".pyc", ".so")):
+                        found.append((Path(dirpath) / name).relative_to(self.root))
+        return found
+
+    def series(self) -> list[Path]:
+        """Patches in application order, from ``patches/series``."""
+        series_file = self.patches_dir / "series"
+        if not series_file.is_file():
+            return []
+        return [entry.patch for entry in self.series_entries()]
+
+    def series_entries(self) -> list[SeriesEntry]:
+        """``patches/series`` in order: each patch with the new files of its commit."""
+        series_file = self.patches_dir / "series"
+        if not series_file.is_file():
+            return []
+        entries = []
+        for lineno, line in enumerate(series_file.read_text().splitlines(), 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            patch = self.patches_dir / words[0]
+            if not patch.is_file():
+                raise OverlayError(f"patches/series:{lineno}: {words[0]} does not exist")
+            files = tuple(Path(w) for w in words[1:])
+            for f in files:
+                if not (self.root / f).is_file():
+                    raise OverlayError(f"patches/series:{lineno}: overlay file {f} not found")
+            entries.append(SeriesEntry(patch, files))
+        return entries
+
+    def digest(self) -> str:
+        """Hash of everything in the overlay, to know when a build tree is stale."""
+        h = hashlib.sha256()
+        for path in [*self.series(), *self.files()]:
+            rel = path.relative_to(self.root) if path.is_absolute() else path
+            h.update(str(rel).encode() + b"\0")
+            h.update((self.root / rel).read_bytes() + b"\0")
+        return h.hexdigest()
+
+
+def apply_patch(tree: Path, patch: Path) -> None:
+    """Apply one patch to ``tree`` (which need not be a git repository)."""
+    cmd = ["git", "apply", "--whitespace=nowarn", "-p1", str(patch)]
+    # Inside an enclosing git work tree (e.g. build/tree in this repository),
+    # git apply would take paths relative to that repository's top and
+    # silently skip the patch: stop git from looking above the tree.
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
+    proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise OverlayError(f"patch {patch.name} does not apply to {tree}:\n{proc.stderr.strip()}")
+
+
+def copy_files(overlay: Overlay, tree: Path, upstream: Path) -> None:
+    for rel in overlay.files():
+        if (upstream / rel).exists():
+            raise OverlayError(
+                f"{rel} exists upstream: change it with a patch in patches/, not a copy"
+            )
+        dest = tree / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # copy2 keeps the mtime, so make rebuilds only files that really changed.
+        shutil.copy2(overlay.root / rel, dest)
+
+
+def _sync(upstream: Path, tree: Path, exclude: list[str]) -> None:
+    """Make ``tree`` a copy of ``upstream``, keeping build outputs and unchanged mtimes."""
+    tree.mkdir(parents=True, exist_ok=True)
+    if shutil.which("rsync"):
+        args = ["rsync", "-a", "--delete", "--exclude=.git", f"--exclude=/{STAMP_NAME}"]
+        args += [f"--exclude={e}" for e in exclude]
+        subprocess.run([*args, f"{upstream}/", f"{tree}/"], check=True)
+    else:
+        shutil.rmtree(tree)
+        shutil.copytree(
+            upstream, tree, symlinks=True, ignore=shutil.ignore_patterns(".git", "build-*")
+        )
+
+
+# Build outputs inside the tree that a re-sync must neither copy nor delete.
+BUILD_OUTPUT_EXCLUDES = ["/ports/*/build-*/", "/ports/*/build/", "/mpy-cross/build/"]
+
+
+def prepare(upstream: Path, tree: Path, overlay: Overlay, skip: list[str] = ()) -> bool:
+    """Bring ``tree`` to upstream + overlay.  Returns False if it was already up to date.
+
+    ``skip`` lists upstream paths (e.g. unused submodules) left out of the copy.
+    """
+    stamp = "\n".join([str(upstream), str(head_commit(upstream)), overlay.digest(), *sorted(skip)])
+    stamp_file = tree / STAMP_NAME
+    if stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return False
+    if stamp_file.exists():
+        stamp_file.unlink()  # a half-prepared tree must never look prepared
+    _sync(upstream, tree, [*BUILD_OUTPUT_EXCLUDES, *(f"/{s}/" for s in skip)])
+    copy_files(overlay, tree, upstream)
+    for patch in overlay.series():
+        apply_patch(tree, patch)
+    stamp_file.write_text(stamp)
+    return True
