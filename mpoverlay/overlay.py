@@ -12,6 +12,7 @@ what changed.  Layout of the overlay in this repository:
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import shutil
@@ -123,22 +124,57 @@ def copy_files(overlay: Overlay, tree: Path, upstream: Path) -> None:
         shutil.copy2(overlay.root / rel, dest)
 
 
+def _excluded(rel: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, p) for p in patterns)
+
+
 def _sync(upstream: Path, tree: Path, exclude: list[str]) -> None:
-    """Make ``tree`` a copy of ``upstream``, keeping build outputs and unchanged mtimes."""
+    """Make ``tree`` a copy of ``upstream`` (like ``rsync -a --delete``).
+
+    Files whose size and mtime already match are left alone, so make does not
+    rebuild them; paths matching ``exclude`` (e.g. build outputs) are neither
+    copied nor deleted.
+    """
     tree.mkdir(parents=True, exist_ok=True)
-    if shutil.which("rsync"):
-        args = ["rsync", "-a", "--delete", "--exclude=.git", f"--exclude=/{STAMP_NAME}"]
-        args += [f"--exclude={e}" for e in exclude]
-        subprocess.run([*args, f"{upstream}/", f"{tree}/"], check=True)
-    else:
-        shutil.rmtree(tree)
-        shutil.copytree(
-            upstream, tree, symlinks=True, ignore=shutil.ignore_patterns(".git", "build-*")
-        )
+    wanted: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(upstream):
+        rel_dir = os.path.relpath(dirpath, upstream)
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = [
+            d for d in dirnames if d != ".git" and not _excluded(rel_dir + d + "/", exclude)
+        ]
+        for name in filenames:
+            rel = rel_dir + name
+            if name == ".git" or _excluded(rel, exclude):
+                continue
+            wanted.add(rel)
+            src, dst = Path(dirpath) / name, tree / rel
+            if src.is_symlink():
+                if dst.is_symlink() or dst.exists():
+                    dst.unlink()
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.symlink_to(os.readlink(src))
+                continue
+            st = src.stat()
+            try:
+                dt = dst.lstat()
+                if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
+                    continue
+            except FileNotFoundError:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
+        rel_dir = os.path.relpath(dirpath, tree)
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = [d for d in dirnames if not _excluded(rel_dir + d + "/", exclude)]
+        for name in filenames:
+            rel = rel_dir + name
+            if rel not in wanted and rel != STAMP_NAME and not _excluded(rel, exclude):
+                (Path(dirpath) / name).unlink()
 
 
 # Build outputs inside the tree that a re-sync must neither copy nor delete.
-BUILD_OUTPUT_EXCLUDES = ["/ports/*/build-*/", "/ports/*/build/", "/mpy-cross/build/"]
+BUILD_OUTPUT_EXCLUDES = ["ports/*/build-*/", "ports/*/build/", "mpy-cross/build/"]
 
 
 def prepare(upstream: Path, tree: Path, overlay: Overlay, skip: list[str] = ()) -> bool:
@@ -152,7 +188,7 @@ def prepare(upstream: Path, tree: Path, overlay: Overlay, skip: list[str] = ()) 
         return False
     if stamp_file.exists():
         stamp_file.unlink()  # a half-prepared tree must never look prepared
-    _sync(upstream, tree, [*BUILD_OUTPUT_EXCLUDES, *(f"/{s}/" for s in skip)])
+    _sync(upstream, tree, [*BUILD_OUTPUT_EXCLUDES, *(f"{s}/" for s in skip)])
     copy_files(overlay, tree, upstream)
     for patch in overlay.series():
         apply_patch(tree, patch)

@@ -1,0 +1,107 @@
+"""Applying the overlay to an upstream tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import git, make_patch
+
+from mpoverlay import REPO_ROOT
+from mpoverlay.overlay import Overlay, OverlayError, prepare
+
+
+def test_applies_patches_and_copies_files(fake_upstream: Path, fake_repo: Path, tmp_path: Path):
+    tree = tmp_path / "tree"
+    assert prepare(fake_upstream, tree, Overlay(fake_repo)) is True
+    assert "return 42" in (tree / "ports/unix/main.c").read_text()
+    assert (tree / "ports/unix/newfile.h").read_text() == "// ours\n"
+    assert (tree / "lib/btstack/src/btstack.h").is_file()
+    # The user's upstream tree is never modified.
+    assert "return 0" in (fake_upstream / "ports/unix/main.c").read_text()
+    assert not (fake_upstream / "ports/unix/newfile.h").exists()
+
+
+def test_second_prepare_is_a_no_op_until_overlay_changes(
+    fake_upstream: Path, fake_repo: Path, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    prepare(fake_upstream, tree, Overlay(fake_repo))
+    assert prepare(fake_upstream, tree, Overlay(fake_repo)) is False
+    (fake_repo / "ports/unix/newfile.h").write_text("// ours, v2\n")
+    assert prepare(fake_upstream, tree, Overlay(fake_repo)) is True
+    assert (tree / "ports/unix/newfile.h").read_text() == "// ours, v2\n"
+    # The patch was applied once, to a fresh copy, not on top of the last result.
+    assert (tree / "ports/unix/main.c").read_text().count("return 42") == 1
+
+
+def test_build_outputs_survive_a_resync(fake_upstream: Path, fake_repo: Path, tmp_path: Path):
+    tree = tmp_path / "tree"
+    prepare(fake_upstream, tree, Overlay(fake_repo))
+    out = tree / "ports/unix/build-btstack/micropython"
+    out.parent.mkdir(parents=True)
+    out.write_text("binary")
+    (fake_repo / "ports/unix/newfile.h").write_text("// changed\n")
+    prepare(fake_upstream, tree, Overlay(fake_repo))
+    assert out.read_text() == "binary"
+
+
+def test_patch_that_does_not_apply_is_reported_by_name(
+    fake_upstream: Path, fake_repo: Path, tmp_path: Path
+) -> None:
+    (fake_upstream / "ports/unix/main.c").write_text("int main(void) {\n    return 7;\n}\n")
+    tree = tmp_path / "tree"
+    with pytest.raises(OverlayError, match=r"0001-unix-return-42\.patch does not apply"):
+        prepare(fake_upstream, tree, Overlay(fake_repo))
+    # A failed preparation never leaves a tree that looks prepared.
+    assert not (tree / ".overlay-stamp").exists()
+
+
+def test_patches_apply_inside_an_enclosing_git_repository(
+    fake_upstream: Path, fake_repo: Path, tmp_path: Path
+) -> None:
+    # build/tree lives inside this project's own checkout; git apply must not
+    # resolve paths against the enclosing repository and silently skip them.
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q")
+    tree = outer / "build" / "tree"
+    prepare(fake_upstream, tree, Overlay(fake_repo))
+    assert "return 42" in (tree / "ports/unix/main.c").read_text()
+
+
+def test_series_naming_a_missing_patch_fails(fake_repo: Path) -> None:
+    (fake_repo / "patches/series").write_text("0002-missing.patch\n")
+    with pytest.raises(OverlayError, match=r"series:1: 0002-missing\.patch does not exist"):
+        Overlay(fake_repo).series()
+
+
+def test_series_naming_a_missing_overlay_file_fails(fake_repo: Path) -> None:
+    (fake_repo / "patches/series").write_text("0001-unix-return-42.patch ports/unix/gone.h\n")
+    with pytest.raises(OverlayError, match="overlay file ports/unix/gone.h not found"):
+        Overlay(fake_repo).series_entries()
+
+
+def test_overlay_file_shadowing_an_upstream_file_is_refused(
+    fake_upstream: Path, fake_repo: Path, tmp_path: Path
+) -> None:
+    (fake_repo / "ports/unix/main.c").write_text("// a copy, not a patch\n")
+    with pytest.raises(OverlayError, match="ports/unix/main.c exists upstream"):
+        prepare(fake_upstream, tmp_path / "tree", Overlay(fake_repo))
+
+
+def test_make_patch_helper_roundtrip(fake_upstream: Path) -> None:
+    assert "+    return 1;" in make_patch(fake_upstream, "ports/unix/main.c", "    return 1;\n")
+
+
+def test_repository_series_is_consistent() -> None:
+    overlay = Overlay(REPO_ROOT)
+    entries = overlay.series_entries()
+    assert entries, "patches/series lists no patches"
+    for entry in entries:
+        text = entry.patch.read_text()
+        assert text.startswith("From "), f"{entry.patch.name} is not a git format-patch file"
+        assert "Subject: [PATCH] " in text
+        assert "new file mode" not in text, f"{entry.patch.name} creates a file: use the overlay"
+    for rel in overlay.files():
+        assert rel.parts[0] in ("extmod", "ports", "lib", "tests", "tools", "docs")
