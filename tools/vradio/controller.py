@@ -26,10 +26,11 @@ addresses so that it can be proposed upstream on its own:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 
-from bumble import crypto, hci, ll
+from bumble import core, crypto, hci, ll
 from bumble.controller import AdvertisingSet, Connection, Controller
 from bumble.core import PhysicalTransport
 from bumble.snoop import Snooper
@@ -134,9 +135,7 @@ class VirtualController(Controller):
             )
 
     # ------------------------------------------------------------ fix 2: crypto
-    def on_hci_le_encrypt_command(
-        self, command: hci.HCI_Command
-    ) -> hci.HCI_StatusReturnParameters:
+    def on_hci_le_encrypt_command(self, command: hci.HCI_Command) -> hci.HCI_ReturnParameters:
         """LE Encrypt (Core Vol 4, Part E, 7.8.22): AES-128 of one block.
 
         Key, plaintext and result are sent least significant octet first, i.e.
@@ -145,10 +144,10 @@ class VirtualController(Controller):
         """
         params = command.parameters
         if len(params) != 32:
-            return hci.HCI_StatusReturnParameters(Status.INVALID_HCI_COMMAND_PARAMETERS_ERROR)
-        return hci.HCI_GenericStatusReturnParameters(
-            status=Status.SUCCESS, data=crypto.e(params[:16], params[16:])
-        )
+            return hci.HCI_StatusReturnParameters(Status.INVALID_COMMAND_PARAMETERS_ERROR)
+        # bumble has no LE Encrypt classes; a generic blob serialises as is.
+        encrypted = crypto.e(params[:16], params[16:])
+        return hci.HCI_GenericReturnParameters(data=bytes([Status.SUCCESS]) + encrypted)
 
     def on_hci_le_rand_command(
         self, _command: hci.HCI_LE_Rand_Command
@@ -185,8 +184,10 @@ class VirtualController(Controller):
     def drop_all_le_connections(self) -> None:
         """Forget all LE links silently; peers get Disconnection Complete 0x08."""
         for connection in list(self.le_connections.values()):
-            connection.send_ll_control_pdu(ll.TerminateInd(Status.CONNECTION_TIMEOUT_ERROR))
             del self.le_connections[connection.peer_address]
+            # The peer may have left the link already.
+            with contextlib.suppress(core.InvalidArgumentError):
+                connection.send_ll_control_pdu(ll.TerminateInd(Status.CONNECTION_TIMEOUT_ERROR))
         self._encrypted_handles.clear()
 
     # ------------------------------------------------------- fix 6: disconnect

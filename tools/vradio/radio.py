@@ -25,6 +25,7 @@ from bumble.snoop import BtSnooper
 from bumble.transport.common import AsyncPipeSink
 
 from vradio.controller import VirtualController
+from vradio.host_fixes import fix_legacy_ltk_lookup
 from vradio.link import VirtualLink
 from vradio.pty_bridge import PtyHciBridge
 
@@ -105,6 +106,8 @@ class VirtualRadio:
 
         ``address`` is the random static address the device uses (bumble
         generates one if omitted); a public address comes from the controller.
+        Bumble host bugs that would make it a wrong peer are patched
+        (:mod:`vradio.host_fixes`).
         """
         if controller.name in self.bridges or controller.host is not None:
             raise ValueError(f"{controller.name} already has a host")
@@ -114,6 +117,7 @@ class VirtualRadio:
             config.address = hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS)
         host = Host(controller, AsyncPipeSink(controller))
         device = Device(config=config, host=host)
+        fix_legacy_ltk_lookup(device)
         if keystore is not None:
             device.keystore = keystore
         if power_on:

@@ -1,0 +1,72 @@
+"""Helpers shared by the virtual radio tests (imported as a plain module)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bumble import hci
+from bumble.snoop import Snooper
+from vradio.controller import VirtualController
+
+Runner = Callable[..., Any]
+
+
+class EventRecorder(Snooper):
+    """Snooper keeping every controller-to-host packet, parsed, for assertions."""
+
+    def __init__(self) -> None:
+        self.packets: list[hci.HCI_Packet] = []
+
+    def snoop(self, hci_packet: bytes, direction: Snooper.Direction) -> None:
+        if direction == Snooper.Direction.CONTROLLER_TO_HOST:
+            self.packets.append(hci.HCI_Packet.from_bytes(hci_packet))
+
+    def advertising_reports(self) -> list[Any]:
+        """All legacy and extended advertising reports, flattened."""
+        reports: list[Any] = []
+        for packet in self.packets:
+            if isinstance(
+                packet,
+                hci.HCI_LE_Advertising_Report_Event | hci.HCI_LE_Extended_Advertising_Report_Event,
+            ):
+                reports.extend(packet.reports)
+        return reports
+
+
+class RawHost:
+    """Minimal in-process H4-less host: sends commands, collects events."""
+
+    def __init__(self, controller: VirtualController) -> None:
+        self.controller = controller
+        self.events: asyncio.Queue[hci.HCI_Packet] = asyncio.Queue()
+        controller.host = self
+
+    def on_packet(self, packet: bytes) -> None:
+        self.events.put_nowait(hci.HCI_Packet.from_bytes(packet))
+
+    def send(self, command: hci.HCI_Command | bytes) -> None:
+        self.controller.on_packet(bytes(command))
+
+    async def next_event(self, timeout: float = 2.0) -> hci.HCI_Packet:
+        return await asyncio.wait_for(self.events.get(), timeout)
+
+    async def command(self, command: hci.HCI_Command | bytes) -> hci.HCI_Packet:
+        """Send a command and return its Command Complete / Command Status."""
+        self.send(command)
+        return await self.next_event()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` until it is true (bounded)."""
+
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def first(awaitable: Awaitable[Any], timeout: float = 5.0) -> Any:
+    return await asyncio.wait_for(awaitable, timeout)
