@@ -11,38 +11,19 @@ import os
 import sys
 from pathlib import Path
 
-from . import BUILD_DIR, REPO_ROOT
+from . import tree
 from .build import UNIX_VARIANTS, BuildError, build_unix
-from .lock import LockError, load_lock
+from .lock import LockError
 from .multitest import format_table, run_suite, suite_tests
-from .overlay import Overlay, OverlayError, prepare
+from .overlay import OverlayError
 from .radio import RadioError
-from .upstream import UpstreamError, locate
+from .upstream import UpstreamError
 
-TREE_DIR = BUILD_DIR / "tree"
 DEMO_TEST = "ble_gap_pair_bond.py"
 
 
-def prepared_tree(args: argparse.Namespace, builds: tuple[str, ...] = ("unix",)) -> Path:
-    lock = load_lock(REPO_ROOT / "upstream.lock")
-    upstream = locate(lock, builds, args.micropy_dir, allow_fetch=not args.offline)
-    # Submodules the lock does not pin are never needed: leave them out of the copy.
-    pinned = {p.path for p in lock.submodules}
-    skip = [
-        str(p.relative_to(upstream))
-        for p in sorted((upstream / "lib").iterdir())
-        if (upstream / ".gitmodules").is_file()
-        and _is_submodule(upstream, p)
-        and str(p.relative_to(upstream)) not in pinned
-    ]
-    changed = prepare(upstream, TREE_DIR, Overlay(REPO_ROOT), skip)
-    print(f"tree: {TREE_DIR} {'prepared' if changed else 'up to date'}")
-    return TREE_DIR
-
-
-def _is_submodule(upstream: Path, path: Path) -> bool:
-    rel = str(path.relative_to(upstream))
-    return f"path = {rel}\n" in (upstream / ".gitmodules").read_text()
+def prepared_tree(args: argparse.Namespace) -> Path:
+    return tree.prepared_tree(args.micropy_dir, allow_fetch=not args.offline)
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:

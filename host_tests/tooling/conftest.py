@@ -1,60 +1,19 @@
-"""Fixtures: a tiny fake upstream tree and a fake overlay repository."""
+"""Fixtures for the tooling tests (helpers live in tooling_fakes.py)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
-    ).stdout
+from tooling_fakes import fake_repo as _fake_repo
+from tooling_fakes import fake_upstream as _fake_upstream
 
 
 @pytest.fixture
 def fake_upstream(tmp_path: Path) -> Path:
-    up = tmp_path / "upstream"
-    (up / "py").mkdir(parents=True)
-    (up / "py" / "mpconfig.h").write_text("// config\n")
-    (up / "ports" / "unix").mkdir(parents=True)
-    (up / "ports" / "unix" / "main.c").write_text("int main(void) {\n    return 0;\n}\n")
-    (up / "lib" / "btstack" / "src").mkdir(parents=True)
-    (up / "lib" / "btstack" / "src" / "btstack.h").write_text("// btstack\n")
-    return up
-
-
-def make_patch(upstream: Path, rel: str, new_text: str) -> str:
-    """A git-style patch turning upstream's ``rel`` into ``new_text``."""
-    old = upstream / rel
-    work = upstream.parent / "patchwork"
-    if work.exists():
-        subprocess.run(["rm", "-rf", str(work)], check=True)
-    (work / "a" / rel).parent.mkdir(parents=True)
-    (work / "b" / rel).parent.mkdir(parents=True)
-    (work / "a" / rel).write_text(old.read_text())
-    (work / "b" / rel).write_text(new_text)
-    proc = subprocess.run(
-        ["git", "diff", "--no-index", "--src-prefix=", "--dst-prefix=", f"a/{rel}", f"b/{rel}"],
-        cwd=work, capture_output=True, text=True,
-    )
-    return proc.stdout
+    return _fake_upstream(tmp_path)
 
 
 @pytest.fixture
 def fake_repo(tmp_path: Path, fake_upstream: Path) -> Path:
-    repo = tmp_path / "repo"
-    (repo / "patches").mkdir(parents=True)
-    (repo / "ports" / "unix").mkdir(parents=True)
-    (repo / "ports" / "unix" / "newfile.h").write_text("// ours\n")
-    patch = make_patch(
-        fake_upstream, "ports/unix/main.c", "int main(void) {\n    return 42;\n}\n"
-    )
-    (repo / "patches" / "0001-unix-return-42.patch").write_text(patch)
-    (repo / "patches" / "series").write_text(
-        "# comment\n0001-unix-return-42.patch  ports/unix/newfile.h\n"
-    )
-    return repo
+    return _fake_repo(tmp_path, fake_upstream)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import git, make_patch
+from tooling_fakes import git, make_patch
 
 from mpoverlay import REPO_ROOT
 from mpoverlay.overlay import Overlay, OverlayError, prepare

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import git
+from tooling_fakes import git
 
 from mpoverlay.lock import parse_lock
 from mpoverlay.upstream import UpstreamError, check_tree, locate
