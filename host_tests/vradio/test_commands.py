@@ -39,8 +39,9 @@ def test_vendor_and_unknown_commands_get_unknown_command_status(run: Runner) -> 
         radio, host = await raw_host()
         async with radio:
             for opcode in (VENDOR_OPCODE, 0xFFFF, 0x0C7F):
-                event = await host.command(command_bytes(opcode, b"\x01\x02"))
-                assert complete_params(event, opcode) == bytes([0x01])
+                for parameters in (b"", b"\x01\x02"):
+                    event = await host.command(command_bytes(opcode, parameters))
+                    assert complete_params(event, opcode) == bytes([0x01])
 
     run(scenario())
 
@@ -62,6 +63,19 @@ def test_le_encrypt_matches_fips197_with_hci_byte_order(run: Runner) -> None:
             assert params[1:] == FIPS_CIPHERTEXT[::-1]
             bad = await host.command(command_bytes(LE_ENCRYPT_OPCODE, b"\x00" * 5))
             assert complete_params(bad, LE_ENCRYPT_OPCODE)[0] == 0x12
+
+    run(scenario())
+
+
+def test_malformed_command_gets_invalid_parameters(run: Runner) -> None:
+    async def scenario() -> None:
+        radio, host = await raw_host()
+        async with radio:
+            # LE Set Random Address needs 6 parameter bytes.
+            event = await host.command(
+                command_bytes(hci.HCI_LE_SET_RANDOM_ADDRESS_COMMAND, b"\x01")
+            )
+            assert complete_params(event, hci.HCI_LE_SET_RANDOM_ADDRESS_COMMAND) == b"\x12"
 
     run(scenario())
 

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import struct
 
 from bumble import core, crypto, hci, ll
 from bumble.controller import AdvertisingSet, Connection, Controller
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 Status = hci.HCI_ErrorCode
 LE_SCAN_TYPE_ACTIVE = 1
 NO_PUBLIC_ADDRESS = "00:00:00:00:00:00"
+VENDOR_OGF = 0x3F
 
 
 class VirtualController(Controller):
@@ -101,7 +103,33 @@ class VirtualController(Controller):
     def on_packet(self, packet: bytes) -> None:
         if self.snooper is not None:
             self.snooper.snoop(packet, Snooper.Direction.HOST_TO_CONTROLLER)
-        super().on_packet(packet)
+        if packet[:1] != bytes([hci.HCI_COMMAND_PACKET]) or len(packet) < 4:
+            super().on_packet(packet)
+            return
+        (op_code,) = struct.unpack_from("<H", packet, 1)
+        if op_code >> 10 == VENDOR_OGF:
+            # Bumble registers host-side *driver* classes for some vendor
+            # opcodes (0xFC09 is Intel's Secure Send, and also BTstack's first
+            # command, a Broadcom one); a controller must not parse them with
+            # those, which fails on short parameters and leaves the host hanging.
+            self.on_hci_packet(hci.HCI_Command(packet[4:], op_code=op_code))
+            return
+        try:
+            command = hci.HCI_Packet.from_bytes(packet)
+        except (IndexError, ValueError, struct.error) as error:
+            # Malformed parameters: stock raises and never answers.
+            logger.warning("[%s] bad command %s: %s", self.name, packet.hex(), error)
+            self.send_hci_packet(
+                hci.HCI_Command_Complete_Event(
+                    num_hci_command_packets=1,
+                    command_opcode=op_code,
+                    return_parameters=hci.HCI_StatusReturnParameters(
+                        Status.INVALID_COMMAND_PARAMETERS_ERROR
+                    ),
+                )
+            )
+            return
+        self.on_hci_packet(command)
 
     def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
         if self.snooper is not None:

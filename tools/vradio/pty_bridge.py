@@ -8,8 +8,9 @@ so this bridge instead:
 * keeps the master open for its whole life (the ``/dev/pts/N`` path and its
   raw termios settings stay valid for the next host process);
 * on EIO (no process has the slave open) stops watching the master, drops
-  controller output as a UART with nobody listening would, resets the H4
-  parser (a killed host may leave half a packet) and polls every
+  controller output as a UART with nobody listening would, discards what the
+  old host left unread, resets the H4 parser (a killed host may leave half a
+  packet) and polls every
   ``POLL_INTERVAL_S`` until a host opens the slave again (a master without a
   slave is always "readable", so watching it would spin);
 * never touches the controller's state: the next host's HCI Reset does that.
@@ -82,13 +83,29 @@ class PtyHciBridge:
             logger.info("[%s] host closed %s", self.name, self.path)
             self._loop.remove_reader(self.master)
             self._loop.remove_writer(self.master)
-        self._attached = False
-        self._output.clear()
-        self._parser.reset()
-        # Bytes the previous host did not read would otherwise greet the next
-        # one (the pty keeps them); nobody can be writing while detached.
-        termios.tcflush(self.master, termios.TCIOFLUSH)
+            self._attached = False
+            self._output.clear()
+            self._parser.reset()
+            self._discard_unread_output()
         self._schedule_poll()
+
+    def _discard_unread_output(self) -> None:
+        """Drop what the previous host left unread, so it cannot greet the next.
+
+        Those bytes sit in the slave's line discipline, which survives the
+        close; flushing from the master side does not reach them, so briefly
+        open the slave (no host has it open now) and flush there.
+        """
+        try:
+            slave = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as error:
+            logger.warning("[%s] cannot flush %s: %s", self.name, self.path, error)
+            return
+        try:
+            # Input side only: a new host's first command must survive.
+            termios.tcflush(slave, termios.TCIFLUSH)
+        finally:
+            os.close(slave)
 
     def _schedule_poll(self) -> None:
         if not self._closed and self._poll_handle is None:
