@@ -806,6 +806,11 @@ int mp_tlvstore_load(mp_tlvstore_t *s, mp_tlvstore_load_result_t *result) {
             main_exists = true;
             header_ok = true;
             s->generation = sgen;
+            // Now stale; it must go before values it holds are deleted.
+            if (s->io->remove(s->io_ctx, MP_TLVSTORE_FILE_SIDE) < 0) {
+                res->flags |= MP_TLVSTORE_LOAD_REPAIR_FAILED;
+                s->mode = MP_TLVSTORE_MODE_DEGRADED;
+            }
             r = io_open(s, MP_TLVSTORE_FILE_MAIN, MP_TLVSTORE_OPEN_READ, &mfh);
             if (r < 0) {
                 res->flags |= MP_TLVSTORE_LOAD_READ_ERROR;
