@@ -18,20 +18,23 @@ H4_RESET_COMPLETE = bytes.fromhex("040e0401030c00")
 STARTUP_TIMEOUT_S = 10.0
 
 
-def read_until_ready(process: subprocess.Popen[str]) -> list[str]:
-    """Collect stdout lines up to READY, bounded in time."""
+def read_until_ready(process: subprocess.Popen[bytes]) -> list[str]:
+    """Collect stdout lines up to READY, bounded in time.
+
+    Reads the raw fd: select() on a buffered reader misses lines it buffered.
+    """
     assert process.stdout is not None
-    lines: list[str] = []
+    fd = process.stdout.fileno()
+    output = b""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.1)
-        if ready:
-            line = process.stdout.readline()
-            assert line, "vradio exited before READY"
-            if line.strip() == "READY":
-                return lines
-            lines.append(line.rstrip("\n"))
-    raise AssertionError(f"no READY within {STARTUP_TIMEOUT_S} s; got {lines}")
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"vradio exited before READY; got {output!r}"
+            output += chunk
+            if output.endswith(b"READY\n"):
+                return output.decode().splitlines()[:-1]
+    raise AssertionError(f"no READY within {STARTUP_TIMEOUT_S} s; got {output!r}")
 
 
 def reset_over(path: Path) -> bytes:
@@ -65,7 +68,6 @@ def test_cli_serves_ptys_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
             str(traces),
         ],
         stdout=subprocess.PIPE,
-        text=True,
         env=env,
     )
     try:

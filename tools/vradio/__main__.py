@@ -75,12 +75,15 @@ async def serve(args: argparse.Namespace) -> None:
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
     async with VirtualRadio(trace_dir=args.trace) as radio:
+        lines: list[str] = []
         for index in range(args.count):
             name = f"hci{index}"
             controller = radio.add_controller(name, public_address(index) if args.public else None)
             link = args.dir / name if args.dir is not None else None
-            print(f"{name} {radio.attach_pty(controller, link)}")
-        print("READY", flush=True)
+            lines.append(f"{name} {radio.attach_pty(controller, link)}\n")
+        # One write, so a reader never sees a partial READY line.
+        sys.stdout.write("".join(lines) + "READY\n")
+        sys.stdout.flush()
         await stop.wait()
 
 
