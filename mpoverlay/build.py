@@ -54,5 +54,8 @@ def build_unix(tree: Path, variant: str) -> Built:
     _make([f"VARIANT={variant}"], port, BUILD_DIR / "logs" / f"unix-{variant}.log")
     out = unix_binary(variant)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(port / f"build-{variant}" / "micropython", out)
+    # Replace rather than overwrite: the old binary may be running (ETXTBSY).
+    tmp = out.with_suffix(".tmp")
+    shutil.copy2(port / f"build-{variant}" / "micropython", tmp)
+    os.replace(tmp, out)
     return Built(f"unix {variant}", out, time.monotonic() - t0)
