@@ -49,13 +49,16 @@ def unix_binary(variant: str) -> Path:
 def build_unix(tree: Path, variant: str) -> Built:
     if variant not in UNIX_VARIANTS:
         raise BuildError(f"unknown unix variant {variant!r}; choose from {UNIX_VARIANTS}")
+    from .tree import tree_lock
+
     t0 = time.monotonic()
     port = tree / "ports" / "unix"
-    _make([f"VARIANT={variant}"], port, BUILD_DIR / "logs" / f"unix-{variant}.log")
-    out = unix_binary(variant)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Replace rather than overwrite: the old binary may be running (ETXTBSY).
-    tmp = out.with_suffix(".tmp")
-    shutil.copy2(port / f"build-{variant}" / "micropython", tmp)
-    os.replace(tmp, out)
+    with tree_lock():
+        _make([f"VARIANT={variant}"], port, BUILD_DIR / "logs" / f"unix-{variant}.log")
+        out = unix_binary(variant)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Replace rather than overwrite: the old binary may be running (ETXTBSY).
+        tmp = out.with_suffix(".tmp")
+        shutil.copy2(port / f"build-{variant}" / "micropython", tmp)
+        os.replace(tmp, out)
     return Built(f"unix {variant}", out, time.monotonic() - t0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import BUILD_DIR, REPO_ROOT
@@ -10,6 +13,18 @@ from .overlay import Overlay, prepare
 from .upstream import CACHE_DIR, check_tree, locate, report
 
 TREE_DIR = BUILD_DIR / "tree"
+
+
+@contextlib.contextmanager
+def tree_lock() -> Iterator[None]:
+    """Serialise preparing and building: several rigs may share ``build/tree``."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_DIR / ".tree.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def unpinned_submodules(upstream: Path, lock: Lock) -> list[str]:
@@ -41,7 +56,10 @@ def prepared_tree(
     """Locate upstream (fetching if allowed), then bring ``build/tree`` up to date."""
     lock = load_lock(REPO_ROOT / "upstream.lock")
     upstream = locate(lock, builds, micropy_dir, allow_fetch)
-    changed = prepare(upstream, TREE_DIR, Overlay(REPO_ROOT), unpinned_submodules(upstream, lock))
+    with tree_lock():
+        changed = prepare(
+            upstream, TREE_DIR, Overlay(REPO_ROOT), unpinned_submodules(upstream, lock)
+        )
     print(f"tree: {TREE_DIR} {'prepared' if changed else 'up to date'}")
     return TREE_DIR
 
