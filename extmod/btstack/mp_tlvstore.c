@@ -708,6 +708,15 @@ static int repair_in_place(mp_tlvstore_t *s, bool truncate) {
     return r;
 }
 
+static int discard_side_file(mp_tlvstore_t *s, mp_tlvstore_load_result_t *res) {
+    res->flags |= MP_TLVSTORE_LOAD_SIDE_DISCARDED;
+    int r = s->io->remove(s->io_ctx, MP_TLVSTORE_FILE_SIDE);
+    if (r < 0) {
+        res->flags |= MP_TLVSTORE_LOAD_REPAIR_FAILED;
+    }
+    return r < 0 ? r : 0;
+}
+
 static bool over_threshold(const mp_tlvstore_t *s) {
     return s->file_end > MP_TLVSTORE_HEADER_LEN + 2 * live_bytes(s);
 }
@@ -775,6 +784,7 @@ int mp_tlvstore_load(mp_tlvstore_t *s, mp_tlvstore_load_result_t *result) {
     }
 
     // Side file: replay it if it is a complete snapshot newer than main.
+    bool discard_side = false;
     void *sfh;
     r = io_open(s, MP_TLVSTORE_FILE_SIDE, MP_TLVSTORE_OPEN_READ, &sfh);
     if (r == 0) {
@@ -822,12 +832,9 @@ int mp_tlvstore_load(mp_tlvstore_t *s, mp_tlvstore_load_result_t *result) {
             if (v < 0) {
                 res->flags |= MP_TLVSTORE_LOAD_READ_ERROR;
             }
-            res->flags |= MP_TLVSTORE_LOAD_SIDE_DISCARDED;
-            // A stale/torn snapshot may hold old values: remove it.
-            if (s->io->remove(s->io_ctx, MP_TLVSTORE_FILE_SIDE) < 0) {
-                res->flags |= MP_TLVSTORE_LOAD_REPAIR_FAILED;
-                s->mode = MP_TLVSTORE_MODE_DEGRADED;
-            }
+            // A stale/torn snapshot may hold old values: remove it, but
+            // only once we know the main file is ours to modify.
+            discard_side = true;
         }
     } else if (r != MP_TLVSTORE_ERR_NOENT) {
         // Unreadable side file: it may be the only complete copy.
@@ -841,7 +848,7 @@ int mp_tlvstore_load(mp_tlvstore_t *s, mp_tlvstore_load_result_t *result) {
 
     if (!main_exists) {
         res->flags |= MP_TLVSTORE_LOAD_NO_FILE;
-        return finish_load(s, res, 0);
+        return finish_load(s, res, discard_side ? discard_side_file(s, res) : 0);
     }
 
     if (!header_ok) {
@@ -862,6 +869,12 @@ int mp_tlvstore_load(mp_tlvstore_t *s, mp_tlvstore_load_result_t *result) {
     }
     if (s->mode != MP_TLVSTORE_MODE_OK) {
         return finish_load(s, res, MP_TLVSTORE_ERR_RAM_ONLY);
+    }
+    if (discard_side) {
+        r = discard_side_file(s, res);
+        if (r < 0) {
+            return finish_load(s, res, r);
+        }
     }
 
     bool dirty = false;

@@ -103,8 +103,9 @@ int shim_mem_get_file(int idx, uint8_t *buf, uint32_t size) {
     if (!f->exists) {
         return -1;
     }
-    if (buf != NULL) {
-        memcpy(buf, f->data, size < f->size ? size : f->size);
+    uint32_t n = size < f->size ? size : f->size;
+    if (buf != NULL && n > 0) {
+        memcpy(buf, f->data, n);
     }
     return (int)f->size;
 }
@@ -136,7 +137,9 @@ static void power_cut(void) {
                 if (n > p->len) {
                     n = p->len;
                 }
-                memcpy(f->data + p->off, p->old, n);
+                if (n > 0) {
+                    memcpy(f->data + p->off, p->old, n);
+                }
                 f->size = p->old_size;
             }
             clear_pending(f);
@@ -212,7 +215,9 @@ static int m_read(void *ctx, void *fh, uint32_t offset, uint8_t *buf, uint32_t l
     if (shim_mem_fault.short_reads && len > 1) {
         len = len / 2;
     }
-    memcpy(buf, f->data + offset, len);
+    if (len > 0) {
+        memcpy(buf, f->data + offset, len);
+    }
     shim_mem_stats.bytes_read += len;
     return (int)len;
 }
@@ -239,9 +244,13 @@ static void raw_write(memfile_t *f, uint32_t offset, const uint8_t *buf, uint32_
     if (n > len) {
         n = len;
     }
-    memcpy(p->old, f->data + offset, n);
+    if (n > 0) {
+        memcpy(p->old, f->data + offset, n);
+    }
     ensure(f, offset + len);
-    memcpy(f->data + offset, buf, len);
+    if (len > 0) {
+        memcpy(f->data + offset, buf, len);
+    }
 }
 
 static int m_write(void *ctx, void *fh, uint32_t offset, const uint8_t *buf, uint32_t len) {
