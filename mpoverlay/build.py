@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import BUILD_DIR
+from .tree import tree_lock
 
 # Our unix variants (ports/unix/variants/<name>/ in the overlay).
 UNIX_VARIANTS = ("btstack", "nimble")
@@ -49,8 +50,6 @@ def unix_binary(variant: str) -> Path:
 def build_unix(tree: Path, variant: str) -> Built:
     if variant not in UNIX_VARIANTS:
         raise BuildError(f"unknown unix variant {variant!r}; choose from {UNIX_VARIANTS}")
-    from .tree import tree_lock
-
     t0 = time.monotonic()
     port = tree / "ports" / "unix"
     with tree_lock():

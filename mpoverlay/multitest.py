@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,21 +37,28 @@ class Result:
     detail: str = ""
 
 
-def instance_arg(binary: Path, pty: str) -> str:
+def instance_arg(binary: Path, pty: str, home: Path) -> str:
     """A ``-t`` argument for run-multitests.py.
 
     Environment given there replaces the instance's whole environment, so it
-    also carries the MICROPYPATH that run-multitests.py would have set.
+    also carries the MICROPYPATH that run-multitests.py would have set.  Each
+    instance gets a HOME of its own, where the unix port keeps its bonds
+    (~/.micropython/btstack_bonds), like two separate devices.
     """
-    return f"exec:{binary},MICROPYBTUART={pty},MICROPYPATH=.frozen:../extmod"
+    return f"exec:{binary},MICROPYBTUART={pty},MICROPYPATH=.frozen:../extmod,HOME={home}"
 
 
 def _run_one(tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None) -> Result:
     t0 = time.monotonic()
-    with RadioProcess(count=len(stacks), trace_dir=trace) as radio:
+    with (
+        RadioProcess(count=len(stacks), trace_dir=trace) as radio,
+        tempfile.TemporaryDirectory(prefix="multitest-home-") as homes,
+    ):
         cmd = [sys.executable, str(tree / "tests" / "run-multitests.py")]
-        for stack, pty in zip(stacks, radio.ptys, strict=True):
-            cmd += ["-t", instance_arg(unix_binary(stack), pty)]
+        for i, (stack, pty) in enumerate(zip(stacks, radio.ptys, strict=True)):
+            home = Path(homes) / f"instance{i}"
+            home.mkdir()
+            cmd += ["-t", instance_arg(unix_binary(stack), pty, home)]
         cmd += ["-r", str(tree / "tests" / "results"), str(test)]
         proc = subprocess.Popen(
             cmd,
