@@ -1,0 +1,162 @@
+# Test that a bond kept by the stack survives the CENTRAL's restarts: its
+# ble.active(0)/active(1), a hard restart (unix: the process is killed;
+# boards: machine.reset()) and a soft restart (unix: a clean exit; boards:
+# machine.reset()).  The peripheral stays up the whole time.  After every
+# restart the central must come back with the same (kept) random static
+# address, as seen by the peripheral in _IRQ_CENTRAL_CONNECT, and the link
+# must be re-encrypted with the stored keys, without a new pairing: neither
+# side then writes any secret.
+
+from micropython import const
+import time, machine, bluetooth, os, sys
+
+TIMEOUT_MS = 5000
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_PERIPHERAL_CONNECT = const(7)
+_IRQ_PERIPHERAL_DISCONNECT = const(8)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_SET_SECRET = const(30)
+
+SERVICE_UUID = bluetooth.UUID("A5A5A5A5-FFFF-9999-1111-5A5A5A5A5A5A")
+CHAR_UUID = bluetooth.UUID("00000000-1111-2222-3333-444444444444")
+_FLAG_READ = const(0x0002)
+_FLAG_READ_ENCRYPTED = const(0x0200)
+CHAR = (CHAR_UUID, _FLAG_READ | _FLAG_READ_ENCRYPTED)
+SERVICE = (SERVICE_UUID, (CHAR,))
+
+PHASES = ("pair", "active", "hard", "soft")
+
+waiting_events = {}
+secret_writes = 0
+
+
+def irq(event, data):
+    global secret_writes
+    if event == _IRQ_CENTRAL_CONNECT:
+        # (conn_handle, addr_type, addr): copy the address out of the buffer.
+        waiting_events[event] = (data[1], bytes(data[2]))
+    elif event == _IRQ_PERIPHERAL_CONNECT:
+        waiting_events[event] = data[0]
+    elif event == _IRQ_ENCRYPTION_UPDATE:
+        waiting_events[event] = data[1:4]
+    elif event == _IRQ_SET_SECRET:
+        # Count what the stack stores, but leave the storing to the stack.
+        secret_writes += 1
+        return None
+    if event not in waiting_events:
+        waiting_events[event] = None
+
+
+def wait_for_event(event, timeout_ms):
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+        if event in waiting_events:
+            return waiting_events.pop(event)
+        machine.idle()
+    raise ValueError("Timeout waiting for {}".format(event))
+
+
+def bond_file(instance):
+    return "bond_test_restart_central_{}".format(instance)
+
+
+def start(instance, fresh=False):
+    try:
+        ble.config(bond_file=bond_file(instance))
+    except ValueError:
+        # This stack keeps no bonds of its own (e.g. NimBLE without a handler).
+        multitest.skip()
+    if fresh:
+        for suffix in ("", ".new"):
+            try:
+                os.remove(bond_file(instance) + suffix)
+            except OSError:
+                pass
+    ble.config(bond=True, le_secure=False, mitm=False)
+    ble.active(1)
+    ble.irq(irq)
+
+
+def restart(resume, soft):
+    # Unix instances are restarted by the test runner: killed (hard) or
+    # after they exit by themselves (soft).  Boards reset.
+    multitest.expect_reboot(resume, 1000 if soft else 0)
+    if soft:
+        sys.exit()
+    if hasattr(machine, "reset"):
+        machine.reset()
+    while True:
+        time.sleep_ms(10)
+
+
+# Peripheral: stays up, pairs once, then serves a connection per phase.
+def instance0():
+    global secret_writes
+    start(0, fresh=True)
+    ble.gatts_register_services((SERVICE,))
+    multitest.globals(BDADDR=ble.config("mac"))
+    multitest.next()
+    first_addr = None
+    for phase in PHASES:
+        # The central announces when it is up again after each restart.
+        multitest.wait("central ready {}".format(phase))
+        ble.gap_advertise(20_000, b"\x02\x01\x06\x04\xffMPY")
+        multitest.broadcast("peripheral ready {}".format(phase))
+        addr = wait_for_event(_IRQ_CENTRAL_CONNECT, TIMEOUT_MS)
+        secret_writes = 0
+        print("phase", phase, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+        wait_for_event(_IRQ_CENTRAL_DISCONNECT, TIMEOUT_MS)
+        print("phase", phase, "secrets written", secret_writes > 0)
+        if first_addr is None:
+            first_addr = addr
+            # A random static address (type 1, two top bits set) kept by the store.
+            print("central address random static", addr[0] == 1 and addr[1][0] & 0xC0 == 0xC0)
+        print("phase", phase, "same central address", addr == first_addr)
+    ble.active(0)
+
+
+# Central: pairs once, restarts in every way and only asks for encryption.
+def instance1():
+    global CENTRAL_MAC
+    start(1, fresh=True)
+    # After a restart the runner gives this instance CENTRAL_MAC too.
+    CENTRAL_MAC = ble.config("mac")
+    multitest.globals(CENTRAL_MAC=CENTRAL_MAC)
+    multitest.next()
+    connect_and_encrypt("pair")
+    ble.active(0)
+    start(1)
+    connect_and_encrypt("active")
+    restart("instance1_hard", soft=False)
+
+
+def instance1_hard():
+    start(1)
+    connect_and_encrypt("hard")
+    restart("instance1_soft", soft=True)
+
+
+def instance1_soft():
+    start(1)
+    connect_and_encrypt("soft")
+    ble.active(0)
+
+
+def connect_and_encrypt(phase):
+    global secret_writes
+    print("phase", phase, "same own address", ble.config("mac") == CENTRAL_MAC)
+    multitest.broadcast("central ready {}".format(phase))
+    multitest.wait("peripheral ready {}".format(phase))
+    ble.gap_connect(*BDADDR)
+    conn_handle = wait_for_event(_IRQ_PERIPHERAL_CONNECT, TIMEOUT_MS)
+    secret_writes = 0
+    ble.gap_pair(conn_handle)
+    print("phase", phase, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+    print("phase", phase, "secrets written", secret_writes > 0)
+    ble.gap_disconnect(conn_handle)
+    wait_for_event(_IRQ_PERIPHERAL_DISCONNECT, TIMEOUT_MS)
+
+
+ble = bluetooth.BLE()
