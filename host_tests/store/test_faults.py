@@ -311,12 +311,13 @@ def test_short_reads(lib: Lib) -> None:
         CASES["other"] += 1
 
 
-def test_report_fault_case_count() -> None:
+def test_report_fault_case_count(capsys: pytest.CaptureFixture[str]) -> None:
     total = sum(CASES.values())
     detail = ", ".join(f"{k}={v}" for k, v in CASES.items())
     with open_report() as f:
         f.write(f"{total}\n{detail}\n")
-    print(f"\nbond-store fault cases run: {total} ({detail})")
+    with capsys.disabled():
+        print(f"\nbond-store fault cases run: {total} ({detail})")
     if CASES["power_cut"]:
         assert CASES["power_cut"] > 10000
 

@@ -17,6 +17,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from tlvstore_harness import BUILD_DIR, CORE_DIR, CORE_SOURCES, HEADERS, HERE, SAN, WARN
 
 CI_EXECS = 40000
@@ -52,7 +53,7 @@ def build_fuzzer() -> Path:
     return out
 
 
-def test_fuzz_loader() -> None:
+def test_fuzz_loader(capsys: pytest.CaptureFixture[str]) -> None:
     exe = build_fuzzer()
     seconds = os.environ.get("FUZZ_SECONDS", "0")
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
@@ -65,7 +66,8 @@ def test_fuzz_loader() -> None:
         env=env,
         timeout=max(120, float(seconds) * 2 + 60),
     )
-    print(f"\n{exe}: {proc.stdout.strip()}")
+    with capsys.disabled():
+        print(f"\nloader fuzz ({exe.name}): {proc.stdout.strip()}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "crashes=0" in proc.stdout
     with open(BUILD_DIR / "fuzz_result.txt", "w") as f:
