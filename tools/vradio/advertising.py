@@ -4,7 +4,7 @@ Bumble 0.0.236's ``LegacyAdvertiser`` only ever transmits ADV_IND (any other
 configured type is silently not transmitted at all), and its scanners report a
 fake SCAN_RSP that repeats the advertising data for every advert.  This module
 provides the missing PDU types, the SCAN_REQ/SCAN_RSP exchange and an advertiser
-that sends what the host configured.
+that sends what the host configured, at advertising events (``vradio.timing``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from bumble import hci, ll
+
+from vradio.timing import first_advertising_event_delay_s
 
 if TYPE_CHECKING:
     from bumble.controller import Controller
@@ -145,7 +147,12 @@ class VirtualLegacyAdvertiser:
     def start(self) -> None:
         self.stop()
         self.enabled = True
-        self.timer_handle = asyncio.get_running_loop().call_soon(self._on_timer_fired)
+        # Stock sends the first PDU in the same loop turn as the enable command,
+        # so a pending initiator connected before the advertiser's host had
+        # even seen its Command Complete.  See ``vradio.timing``.
+        self.timer_handle = asyncio.get_running_loop().call_later(
+            first_advertising_event_delay_s(self.interval_s()), self._on_timer_fired
+        )
 
     def stop(self) -> None:
         if self.timer_handle is not None:

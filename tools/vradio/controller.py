@@ -21,17 +21,22 @@ addresses so that it can be proposed upstream on its own:
 6. HCI Reset really resets LE state; disconnect reasons, unknown handles,
    encryption key refresh, ACL fragmentation and the advertising interval unit
    are corrected.
+7. Radio timing: connections happen at advertising events and connection
+   traffic (ACL and LL control PDUs, and with it Number Of Completed Packets)
+   moves at connection events, instead of instantly (``vradio.timing``;
+   ``VirtualConnection``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
+import functools
 import logging
 import secrets
 import struct
 
-from bumble import core, crypto, hci, ll
+from bumble import crypto, hci, ll
 from bumble.controller import AdvertisingSet, Connection, Controller
 from bumble.core import PhysicalTransport
 from bumble.snoop import Snooper
@@ -50,6 +55,7 @@ from vradio.advertising import (
     report_type,
 )
 from vradio.link import VirtualLink
+from vradio.timing import ConnectionEvents
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,79 @@ Status = hci.HCI_ErrorCode
 LE_SCAN_TYPE_ACTIVE = 1
 NO_PUBLIC_ADDRESS = "00:00:00:00:00:00"
 VENDOR_OGF = 0x3F
+
+
+@dataclasses.dataclass
+class VirtualConnection(Connection):
+    """LE connection whose link layer transmits at connection events.
+
+    Stock ``Connection`` passes each L2CAP PDU and LL control PDU to the link
+    at once and reports every HCI ACL packet completed on arrival.  Here both
+    directions' traffic is queued and sent at this side's next connection
+    event (``vradio.timing``), in order, and Number Of Completed Packets is
+    reported when the packets have been sent.
+    """
+
+    interval: int = 0  # connection interval, 1.25 ms units
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.events = ConnectionEvents(self.interval, after_event=self._report_completed)
+        self.disconnected = False
+        self._terminating = False
+        self._transmitted = 0
+
+    @property
+    def virtual_link(self) -> VirtualLink:
+        assert isinstance(self.link, VirtualLink)
+        return self.link
+
+    def on_hci_acl_data_packet(self, packet: hci.HCI_AclDataPacket) -> None:
+        self.assembler.feed_packet(packet)  # may queue a complete L2CAP PDU
+        self.events.submit(self._count_transmitted)
+
+    def _count_transmitted(self) -> None:
+        self._transmitted += 1
+
+    def _report_completed(self) -> None:
+        count, self._transmitted = self._transmitted, 0
+        # After Disconnection Complete the host has reclaimed the buffers and
+        # the handle may already belong to a new connection: report nothing.
+        if count and not self.disconnected:
+            self.controller.send_hci_packet(
+                hci.HCI_Number_Of_Completed_Packets_Event(
+                    connection_handles=[self.handle], num_completed_packets=[count]
+                )
+            )
+
+    def on_acl_pdu(self, pdu: bytes) -> None:
+        self.events.submit(
+            functools.partial(
+                self.virtual_link.deliver_le_acl, self.self_address, self.peer_address, pdu
+            )
+        )
+
+    def send_ll_control_pdu(self, packet: ll.ControlPdu) -> None:
+        if isinstance(packet, ll.TerminateInd):
+            self._terminating = True
+        self.events.submit(
+            functools.partial(
+                self.virtual_link.deliver_le_control, self.self_address, self.peer_address, packet
+            )
+        )
+
+    def on_disconnected(self) -> None:
+        """Called once Disconnection Complete has been sent to the host."""
+        self.disconnected = True
+        # An LL_TERMINATE_IND we queued still goes on air, after the data the
+        # host sent before disconnecting; otherwise the link is gone and so is
+        # whatever was waiting for the next event.
+        self.events.close(flush=self._terminating)
+
+    def abandon(self) -> None:
+        """Power-off / reset: nothing queued is ever sent."""
+        self.disconnected = True
+        self.events.close()
 
 
 class VirtualController(Controller):
@@ -211,11 +290,20 @@ class VirtualController(Controller):
 
     def drop_all_le_connections(self) -> None:
         """Forget all LE links silently; peers get Disconnection Complete 0x08."""
+        loop = asyncio.get_running_loop()
         for connection in list(self.le_connections.values()):
             del self.le_connections[connection.peer_address]
-            # The peer may have left the link already.
-            with contextlib.suppress(core.InvalidArgumentError):
-                connection.send_ll_control_pdu(ll.TerminateInd(Status.CONNECTION_TIMEOUT_ERROR))
+            if isinstance(connection, VirtualConnection):
+                connection.abandon()
+            # Stands in for the peer's supervision timeout (not modelled: it
+            # would be seconds).  Outside this HCI command, like any air event;
+            # lost if the peer has left the link already.
+            loop.call_soon(
+                self.link.deliver_le_control,
+                connection.self_address,
+                connection.peer_address,
+                ll.TerminateInd(Status.CONNECTION_TIMEOUT_ERROR),
+            )
         self._encrypted_handles.clear()
 
     # ------------------------------------------------------- fix 6: disconnect
@@ -243,6 +331,26 @@ class VirtualController(Controller):
     def on_le_disconnected(self, connection: Connection, reason: int) -> None:
         self._encrypted_handles.discard(connection.handle)
         super().on_le_disconnected(connection, reason)
+        if isinstance(connection, VirtualConnection):
+            connection.on_disconnected()
+
+    # ------------------------------------------- fix 7: connection parameters
+    def on_hci_le_connection_update_command(
+        self, command: hci.HCI_LE_Connection_Update_Command
+    ) -> None:
+        super().on_hci_le_connection_update_command(command)
+        connection = self.find_le_connection_by_handle(command.connection_handle)
+        if isinstance(connection, VirtualConnection):
+            # Stock picks interval_max for the LL_CONNECTION_UPDATE_IND.
+            connection.events.set_interval(command.connection_interval_max)
+
+    def on_ll_control_pdu(self, sender_address: hci.Address, packet: ll.ControlPdu) -> None:
+        connection = self.le_connections.get(sender_address)
+        if isinstance(packet, ll.ConnectionUpdateInd) and isinstance(
+            connection, VirtualConnection
+        ):
+            connection.events.set_interval(packet.interval)
+        super().on_ll_control_pdu(sender_address, packet)
 
     # -------------------------------------------------------- fix 6: encryption
     def on_le_encryption_change(self, connection: Connection, status: int) -> None:
@@ -437,7 +545,9 @@ class VirtualController(Controller):
         if not self.link.connect(self, connect_ind):
             return
         self.pending_le_connection = None
-        connection = self._add_le_connection(hci.Role.CENTRAL, self_address, peer_address)
+        connection = self._add_le_connection(
+            hci.Role.CENTRAL, self_address, peer_address, connect_ind.interval
+        )
         self._send_le_connection_complete(connection, connect_ind)
 
     def accept_le_connection(self, connect_ind: ll.ConnectInd) -> bool:
@@ -455,7 +565,10 @@ class VirtualController(Controller):
         ):
             advertiser.stop()
             connection = self._add_le_connection(
-                hci.Role.PERIPHERAL, connect_ind.advertiser_address, initiator
+                hci.Role.PERIPHERAL,
+                connect_ind.advertiser_address,
+                initiator,
+                connect_ind.interval,
             )
             self._send_le_connection_complete(connection, connect_ind)
             return True
@@ -464,7 +577,7 @@ class VirtualController(Controller):
             return False
         advertising_set.stop()
         connection = self._add_le_connection(
-            hci.Role.PERIPHERAL, connect_ind.advertiser_address, initiator
+            hci.Role.PERIPHERAL, connect_ind.advertiser_address, initiator, connect_ind.interval
         )
         self._send_le_connection_complete(connection, connect_ind)
         self.send_hci_packet(
@@ -489,9 +602,9 @@ class VirtualController(Controller):
         return None
 
     def _add_le_connection(
-        self, role: hci.Role, self_address: hci.Address, peer_address: hci.Address
-    ) -> Connection:
-        connection = Connection(
+        self, role: hci.Role, self_address: hci.Address, peer_address: hci.Address, interval: int
+    ) -> VirtualConnection:
+        connection = VirtualConnection(
             controller=self,
             handle=self.allocate_connection_handle(),
             role=role,
@@ -500,6 +613,7 @@ class VirtualController(Controller):
             link=self.link,
             transport=PhysicalTransport.LE,
             link_type=hci.HCI_Connection_Complete_Event.LinkType.ACL,
+            interval=interval,
         )
         self.le_connections[peer_address] = connection
         return connection

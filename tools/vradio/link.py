@@ -3,6 +3,11 @@
 Bumble's ``LocalLink`` passes PDUs between in-process controllers.  Two of its
 LE behaviours do not match a real radio; both are corrected here so that the
 fixes could be proposed upstream as-is.
+
+The link itself is instantaneous: *when* a connection's PDUs go on air is
+decided by the sending connection (``vradio.controller.VirtualConnection``,
+see ``vradio.timing``), which calls :meth:`VirtualLink.deliver_le_acl` and
+:meth:`VirtualLink.deliver_le_control` at its connection events.
 """
 
 from __future__ import annotations
@@ -54,6 +59,45 @@ class VirtualLink(LocalLink):
         asyncio.get_running_loop().call_soon(
             destination.on_link_acl_data, source_address, transport, data
         )
+
+    def _connected_peer(
+        self, source_address: hci.Address, destination_address: hci.Address
+    ) -> Controller | None:
+        """The controller at ``destination_address`` still connected to ``source_address``."""
+        destination = self.find_le_controller(destination_address)
+        if destination is None:
+            return None
+        connection = destination.le_connections.get(source_address)
+        if connection is None or connection.self_address != destination_address:
+            return None
+        return destination
+
+    def deliver_le_acl(
+        self, source_address: hci.Address, destination_address: hci.Address, data: bytes
+    ) -> None:
+        """Hand an L2CAP PDU transmitted on an LE connection to the receiving controller.
+
+        A PDU sent while the receiver was disconnecting (it has already
+        reported Disconnection Complete) is lost, as on air.
+        """
+        destination = self._connected_peer(source_address, destination_address)
+        if destination is None:
+            logger.debug("ACL PDU %s -> %s lost: no link", source_address, destination_address)
+            return
+        destination.on_link_acl_data(source_address, core.PhysicalTransport.LE, data)
+
+    def deliver_le_control(
+        self,
+        source_address: hci.Address,
+        destination_address: hci.Address,
+        packet: ll.ControlPdu,
+    ) -> None:
+        """Hand an LL control PDU to the receiving controller (lost if it left the link)."""
+        destination = self._connected_peer(source_address, destination_address)
+        if destination is None:
+            logger.debug("LL %s -> %s lost: no link", packet, destination_address)
+            return
+        destination.on_ll_control_pdu(source_address, packet)
 
     def connect(self, initiator: Controller, connect_ind: ll.ConnectInd) -> bool:
         """Deliver a CONNECT_IND and report whether an advertiser accepted it.
