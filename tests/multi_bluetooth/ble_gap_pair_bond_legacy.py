@@ -1,0 +1,185 @@
+# Test that a bond made with LE legacy pairing survives a hard restart of
+# the peripheral.  On BTstack the peripheral does not keep the LTK it handed
+# out in legacy pairing: it re-derives it from its ER root key and the
+# EDIV/Rand the central presents.  So re-encryption without a new pairing
+# after a restart proves that ER was kept (a new ER gives a different LTK
+# and the encryption fails).
+#
+# Phase "legacy": ble.config(le_secure=False) on both sides.
+# Phase "secure": ble.config(le_secure=True) on both sides, with a new
+# central identity (a fresh bond file, hence a fresh address and no bond).
+# Until ENABLE_LE_SECURE_CONNECTIONS is set in the BTstack configuration
+# (extmod/btstack/btstack_config_common.h), le_secure=True still pairs with
+# legacy pairing on BTstack: the stored bond then has secure_connection 0,
+# which this test prints, so enabling LE Secure Connections changes the
+# expected output here on purpose.
+
+from micropython import const
+import time, machine, bluetooth, os, struct, sys
+
+TIMEOUT_MS = 5000
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_PERIPHERAL_CONNECT = const(7)
+_IRQ_PERIPHERAL_DISCONNECT = const(8)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_SET_SECRET = const(30)
+
+SERVICE_UUID = bluetooth.UUID("A5A5A5A5-FFFF-9999-1111-5A5A5A5A5A5A")
+CHAR_UUID = bluetooth.UUID("00000000-1111-2222-3333-444444444444")
+_FLAG_READ = const(0x0002)
+_FLAG_READ_ENCRYPTED = const(0x0200)
+CHAR = (CHAR_UUID, _FLAG_READ | _FLAG_READ_ENCRYPTED)
+SERVICE = (SERVICE_UUID, (CHAR,))
+
+waiting_events = {}
+secret_writes = 0
+
+
+def irq(event, data):
+    global secret_writes
+    if event == _IRQ_CENTRAL_CONNECT or event == _IRQ_PERIPHERAL_CONNECT:
+        waiting_events[event] = data[0]
+    elif event == _IRQ_ENCRYPTION_UPDATE:
+        # (encrypted, authenticated, bonded, key_size)
+        waiting_events[event] = data[1:5]
+    elif event == _IRQ_SET_SECRET:
+        # Count what the stack stores, but leave the storing to the stack.
+        secret_writes += 1
+        return None
+    if event not in waiting_events:
+        waiting_events[event] = None
+
+
+def wait_for_event(event, timeout_ms):
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+        if event in waiting_events:
+            return waiting_events.pop(event)
+        machine.idle()
+    raise ValueError("Timeout waiting for {}".format(event))
+
+
+def remove(path):
+    for suffix in ("", ".new"):
+        try:
+            os.remove(path + suffix)
+        except OSError:
+            pass
+
+
+def start(path, le_secure, fresh=False):
+    try:
+        ble.config(bond_file=path)
+    except ValueError:
+        # This stack keeps no bonds of its own (e.g. NimBLE without a handler).
+        multitest.skip()
+    if fresh:
+        remove(path)
+    ble.config(bond=True, le_secure=le_secure, mitm=False)
+    ble.active(1)
+    ble.irq(irq)
+
+
+def stored_bonds(path):
+    # Walk the store file (spec/bond-store.md: 24-byte header, then slots of
+    # an 8-byte header and a record area) and return the BTstack
+    # le_device_db entries ('BTD'+i), as (key_size, secure_connection).
+    with open(path, "rb") as f:
+        data = f.read()
+    bonds = []
+    p = 24
+    while p + 8 <= len(data):
+        capacity = struct.unpack_from("<H", data, p + 2)[0]
+        rec = p + 8
+        if data[rec] == 0x01:
+            length, tag = struct.unpack_from("<HI", data, rec + 2)
+            if tag >> 8 == 0x425444:  # 'BTD'
+                value = data[rec + 12 : rec + 12 + length]
+                bonds.append((tag & 0xFF, value[56], value[59]))
+        p = rec + capacity
+    return [b[1:] for b in sorted(bonds)]
+
+
+def restart(resume):
+    # Hard restart: unix instances are killed by the test runner, boards reset.
+    multitest.expect_reboot(resume, 0)
+    if hasattr(machine, "reset"):
+        machine.reset()
+    while True:
+        time.sleep_ms(10)
+
+
+PERIPHERAL_FILE = "bond_test_legacy_0"
+CENTRAL_FILES = ("bond_test_legacy_1a", "bond_test_legacy_1b")
+
+
+def serve_one_connection(phase):
+    global secret_writes
+    ble.gap_advertise(20_000, b"\x02\x01\x06\x04\xffMPY")
+    multitest.broadcast("peripheral ready {}".format(phase))
+    wait_for_event(_IRQ_CENTRAL_CONNECT, TIMEOUT_MS)
+    secret_writes = 0
+    print(phase, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+    wait_for_event(_IRQ_CENTRAL_DISCONNECT, TIMEOUT_MS)
+    print(phase, "secrets written", secret_writes > 0)
+    # (key_size, secure_connection) of each bond the peripheral keeps.
+    print(phase, "stored bonds", stored_bonds(PERIPHERAL_FILE))
+
+
+# Peripheral: pairs, restarts hard, re-encrypts; once legacy, once "secure".
+def instance0():
+    start(PERIPHERAL_FILE, le_secure=False, fresh=True)
+    ble.gatts_register_services((SERVICE,))
+    multitest.globals(BDADDR=ble.config("mac"))
+    multitest.next()
+    serve_one_connection("legacy pair")
+    restart("instance0_legacy")
+
+
+def instance0_legacy():
+    start(PERIPHERAL_FILE, le_secure=False)
+    serve_one_connection("legacy restart")
+    ble.active(0)
+    start(PERIPHERAL_FILE, le_secure=True)
+    serve_one_connection("secure pair")
+    restart("instance0_secure")
+
+
+def instance0_secure():
+    start(PERIPHERAL_FILE, le_secure=True)
+    serve_one_connection("secure restart")
+    ble.active(0)
+    remove(PERIPHERAL_FILE)
+
+
+# Central: one identity (bond file) per phase; stays up.
+def instance1():
+    start(CENTRAL_FILES[0], le_secure=False, fresh=True)
+    multitest.next()
+    connect_and_encrypt("legacy pair")
+    connect_and_encrypt("legacy restart")
+    ble.active(0)
+    start(CENTRAL_FILES[1], le_secure=True, fresh=True)
+    connect_and_encrypt("secure pair")
+    connect_and_encrypt("secure restart")
+    ble.active(0)
+    for path in CENTRAL_FILES:
+        remove(path)
+
+
+def connect_and_encrypt(phase):
+    global secret_writes
+    multitest.wait("peripheral ready {}".format(phase))
+    ble.gap_connect(*BDADDR)
+    conn_handle = wait_for_event(_IRQ_PERIPHERAL_CONNECT, TIMEOUT_MS)
+    secret_writes = 0
+    ble.gap_pair(conn_handle)
+    print(phase, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+    print(phase, "secrets written", secret_writes > 0)
+    ble.gap_disconnect(conn_handle)
+    wait_for_event(_IRQ_PERIPHERAL_DISCONNECT, TIMEOUT_MS)
+
+
+ble = bluetooth.BLE()
