@@ -265,6 +265,10 @@ def describe(e: Entry, show: bool) -> dict[str, Any]:
         d["kind"] = "security manager ER (encryption root) key"
     elif raw == b"SMIR":
         d["kind"] = "security manager IR (identity root) key"
+    elif raw == b"MPSA" and len(e.value) == 6:
+        # Not a secret: the device's own identity, kept by btstack_bond_store.c.
+        d["kind"] = "this device's random static address"
+        d["decoded"] = {"address": ":".join(f"{b:02X}" for b in e.value)}
     else:
         d["kind"] = "unknown"
     if show:

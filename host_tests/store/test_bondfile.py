@@ -95,6 +95,7 @@ def test_device_db_decoding_and_key_hiding(lib: Lib, tmp_path: Path) -> None:
     s.store(tag("SMER"), bytes(range(0x30, 0x40)))
     s.store(tag("BTC", 2), struct.pack("<IHBB", 9, 0x002A, 1, 3))
     s.store(tag("ZZZZ"), b"secret-ish")
+    s.store(tag("MPSA"), bytes.fromhex("F4493C702960"))
     out = subprocess.run([sys.executable, str(TOOL), str(base)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     text = out.stdout
@@ -102,6 +103,8 @@ def test_device_db_decoding_and_key_hiding(lib: Lib, tmp_path: Path) -> None:
     assert "C0:FF:EE:12:34:56" in text and "random" in text
     assert "'SMER'" in text and "ER (encryption root)" in text
     assert "CCCD entry 2" in text and "0x002a" in text
+    # The device's own static address is its public identity, not a secret.
+    assert "random static address" in text and "F4:49:3C:70:29:60" in text
     secrets = [
         bytes(range(16)).hex(),
         bytes(range(100, 116)).hex(),
