@@ -19,7 +19,7 @@ from .overlay import OverlayError
 from .radio import RadioError
 from .upstream import UpstreamError
 
-DEMO_TEST = "ble_gap_pair_bond.py"
+DEMO_TEST = "ble_gap_pair_bond_restart.py"
 
 
 def prepared_tree(args: argparse.Namespace) -> Path:
@@ -49,15 +49,21 @@ def cmd_multitest(args: argparse.Namespace) -> int:
     for variant in sorted(set(args.stacks)):
         build_unix(tree, variant)
     tests = [tree / "tests" / "multi_bluetooth" / t for t in args.tests] or suite_tests(tree)
-    results = run_suite(tree, tests, args.stacks, args.trace, args.verbose)
+    results = run_suite(
+        tree, tests, args.stacks, args.trace, args.verbose, getattr(args, "show_output", False)
+    )
     print(format_table(args.stacks, results))
     return 0 if all(r.outcome in ("pass", "skip", "excluded") for r in results) else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    cmd_build(argparse.Namespace(**vars(args), variant=None))
     args.stacks, args.tests = ("btstack", "btstack"), [DEMO_TEST]
-    args.verbose = True
-    print(f"demo: two unix BTstack instances pair and bond over the virtual radio ({DEMO_TEST})")
+    args.verbose, args.show_output = True, True
+    print(
+        "demo: two unix BTstack instances pair and bond over the virtual radio, then the"
+        f" peripheral restarts three ways and re-encrypts without pairing ({DEMO_TEST})"
+    )
     return cmd_multitest(args)
 
 

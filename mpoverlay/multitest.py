@@ -26,7 +26,9 @@ EXCLUDED = {
 }
 
 TEST_TIMEOUT_S = 240
-_RESULT_RE = re.compile(r"^(?P<file>\S+) on \S+: (?P<result>pass|skip|FAIL)$", re.M)
+# The runner's verdict: "<file> on <instances>: pass", or with -s (show output)
+# the verdict alone on a line after the output.
+_RESULT_RE = re.compile(r"^(?:\S+ on \S+: )?(?P<result>pass|skip|FAIL)$", re.M)
 
 
 @dataclass
@@ -34,7 +36,12 @@ class Result:
     test: str
     outcome: str  # pass / fail / skip / excluded / timeout / error
     seconds: float
-    detail: str = ""
+    output: str = ""  # run-multitests.py's output (or the exclusion reason)
+
+    @property
+    def detail(self) -> str:
+        """What to show for a test that did not pass."""
+        return "" if self.outcome == "pass" else self.output
 
 
 def instance_arg(binary: Path, pty: str, home: Path) -> str:
@@ -48,7 +55,9 @@ def instance_arg(binary: Path, pty: str, home: Path) -> str:
     return f"exec:{binary},MICROPYBTUART={pty},MICROPYPATH=.frozen:../extmod,HOME={home}"
 
 
-def _run_one(tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None) -> Result:
+def _run_one(
+    tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None, show: bool = False
+) -> Result:
     t0 = time.monotonic()
     with (
         RadioProcess(count=len(stacks), trace_dir=trace) as radio,
@@ -59,7 +68,7 @@ def _run_one(tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None
             home = Path(homes) / f"instance{i}"
             home.mkdir()
             cmd += ["-t", instance_arg(unix_binary(stack), pty, home)]
-        cmd += ["-r", str(tree / "tests" / "results"), str(test)]
+        cmd += ["-r", str(tree / "tests" / "results"), *(["-s"] if show else []), str(test)]
         proc = subprocess.Popen(
             cmd,
             cwd=tree / "tests",
@@ -74,9 +83,10 @@ def _run_one(tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
             return Result(test.name, "timeout", time.monotonic() - t0, out)
-    m = _RESULT_RE.search(out)
+    matches = list(_RESULT_RE.finditer(out))
+    m = matches[-1] if matches else None
     outcome = {"pass": "pass", "skip": "skip", "FAIL": "fail"}[m["result"]] if m else "error"
-    return Result(test.name, outcome, time.monotonic() - t0, "" if outcome == "pass" else out)
+    return Result(test.name, outcome, time.monotonic() - t0, out)
 
 
 def run_suite(
@@ -85,6 +95,7 @@ def run_suite(
     stacks: tuple[str, ...],
     trace: Path | None = None,
     verbose: bool = False,
+    show_output: bool = False,
 ) -> list[Result]:
     results = []
     for test in sorted(tests):
@@ -92,10 +103,10 @@ def run_suite(
             results.append(Result(test.name, "excluded", 0.0, EXCLUDED[test.name]))
             print(f"{test.name}: excluded ({EXCLUDED[test.name]})", flush=True)
             continue
-        r = _run_one(tree, test, stacks, trace)
+        r = _run_one(tree, test, stacks, trace, show_output)
         print(f"{test.name}: {r.outcome} ({r.seconds:.1f} s)", flush=True)
-        if verbose and r.detail:
-            print(r.detail)
+        if show_output or (verbose and r.detail):
+            print(r.output)
         results.append(r)
     return results
 

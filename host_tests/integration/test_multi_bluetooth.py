@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import RESULTS
 from integration_support import NO_TREE_REASON, upstream_available
 
 from mpoverlay import REPO_ROOT
@@ -50,6 +51,7 @@ def test_suite_directory_matches_the_table(built_tree: Path) -> None:
 def test_multi_bluetooth(built_tree: Path, pair: str, test: str) -> None:
     stacks = tuple(pair.split("/"))
     [result] = run_suite(built_tree, [built_tree / "tests" / "multi_bluetooth" / test], stacks)
+    RESULTS[pair, test] = result.outcome
     outcome, cause = expected_outcome(pair, test)
     assert result.outcome == outcome, (
         f"{pair} {test}: expected {outcome} ({cause or 'should pass'}), got {result.outcome}\n"
