@@ -70,3 +70,28 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
 
 async def first(awaitable: Awaitable[Any], timeout: float = 5.0) -> Any:
     return await asyncio.wait_for(awaitable, timeout)
+
+
+class TimedHost(RawHost):
+    """RawHost that also keeps every event with its arrival time (loop clock)."""
+
+    def __init__(self, controller: VirtualController) -> None:
+        super().__init__(controller)
+        self.log: list[tuple[float, hci.HCI_Packet]] = []
+
+    def on_packet(self, packet: bytes) -> None:
+        parsed = hci.HCI_Packet.from_bytes(packet)
+        self.log.append((asyncio.get_running_loop().time(), parsed))
+        self.events.put_nowait(parsed)
+
+    def send(self, command: hci.HCI_Command | hci.HCI_AclDataPacket | bytes) -> None:
+        self.controller.on_packet(bytes(command))
+
+    def packets(self, kind: type[Any]) -> list[tuple[float, Any]]:
+        """Logged (time, packet) pairs of one packet class, in arrival order."""
+        return [(t, p) for t, p in self.log if isinstance(p, kind)]
+
+    async def wait_for(self, kind: type[Any], count: int = 1, timeout: float = 2.0) -> Any:
+        """Wait until ``count`` packets of ``kind`` arrived; return the last (time, packet)."""
+        await wait_until(lambda: len(self.packets(kind)) >= count, timeout)
+        return self.packets(kind)[count - 1]
