@@ -12,3 +12,6 @@ MICROPY_BLUETOOTH_NIMBLE = 1
 # Not needed to test Bluetooth; leaving them out avoids their submodules.
 MICROPY_PY_BTREE = 0
 MICROPY_PY_SSL = 0
+
+# Test builds: keep symbols, for gdb and for callgrind in the benchmarks.
+STRIP =
