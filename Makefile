@@ -4,6 +4,13 @@
 #                        H4) and run a short pairing demo over the virtual radio
 #   make test            host tests; plus the multi_bluetooth integration suite
 #                        when an upstream tree is available (MICROPY_DIR=...)
+#   make rp2 BOARD=RPI_PICO_W|RPI_PICO2_W
+#                        rp2 firmware into build/rp2-<BOARD>/firmware.{uf2,elf}
+#   make size            benchmark: rp2 firmware size, upstream vs overlay vs store
+#
+# rp2 offline inputs: MBEDTLS_DIR=<mbedtls 3.6.x source> when the tree's
+# lib/mbedtls is empty; PICOTOOL_FETCH_FROM_GIT_PATH=<dir with an installed
+# picotool> (else pico-sdk downloads picotool into build/picotool).
 #
 # MICROPY_DIR=<MicroPython v1.28.0 checkout with submodules> builds on a local
 # tree (read only); without it the pinned commits are cloned into build/upstream.
@@ -13,10 +20,11 @@ VENV := build/venv
 PY := $(VENV)/bin/python
 STACKS ?= btstack/btstack
 TESTS ?=
+BOARD ?= RPI_PICO_W
 
-export MICROPY_DIR
+export MICROPY_DIR MBEDTLS_DIR PICOTOOL_FETCH_FROM_GIT_PATH
 
-.PHONY: all demo unix multitest test test-host lint format clean distclean
+.PHONY: all demo unix multitest rp2 size test test-host lint format clean distclean
 
 all: demo
 
@@ -37,6 +45,12 @@ unix: venv
 multitest: venv
 	$(PY) -m mpoverlay multitest --stacks $(STACKS) $(TESTS)
 
+rp2: venv
+	$(PY) -m mpoverlay rp2 --board $(BOARD)
+
+size: venv
+	$(PY) -m mpoverlay size
+
 test: venv
 	$(PY) -m pytest
 
@@ -48,7 +62,7 @@ format: venv
 	$(PY) -m ruff format .
 
 clean:
-	rm -rf build/tree build/unix-* build/logs
+	rm -rf build/tree build/tree-upstream build/unix-* build/rp2-* build/logs
 
 distclean:
 	rm -rf build

@@ -1,7 +1,9 @@
-"""Command line: ``python -m mpoverlay {prepare,build,multitest,demo}``.
+"""Command line: ``python -m mpoverlay {prepare,build,multitest,demo,rp2,size}``.
 
 The upstream tree comes from ``MICROPY_DIR`` (or ``--micropy-dir``); without
 one, the pinned commits are fetched into ``build/upstream`` (needs network).
+rp2 builds also read ``MBEDTLS_DIR`` and ``PICOTOOL_FETCH_FROM_GIT_PATH``
+(see ``mpoverlay.rp2``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import tree
+from . import rp2, size, tree
 from .build import UNIX_VARIANTS, BuildError, build_unix
 from .lock import LockError
 from .multitest import format_table, run_suite, suite_tests
@@ -35,6 +37,37 @@ def cmd_build(args: argparse.Namespace) -> None:
     for variant in args.variant or UNIX_VARIANTS:
         built = build_unix(tree, variant)
         print(f"built: {built.what} -> {built.path} ({built.seconds:.1f} s)")
+
+
+def cmd_rp2(args: argparse.Namespace) -> int:
+    inputs = rp2.Rp2Inputs.from_env(os.environ)
+    built_tree = tree.prepared_tree(
+        args.micropy_dir, not args.offline, ("rp2",), inputs.substitutes()
+    )
+    ok = True
+    for board in args.board or [rp2.BOARDS[0]]:
+        built = rp2.build_rp2(built_tree, rp2.Rp2Config(board), inputs)
+        uf2, elf = rp2.publish(built.path.parent, board)
+        print(f"built: {built.what} -> {uf2} ({built.seconds:.1f} s)")
+        print(f"built: {built.what} -> {elf}")
+        for what, present in rp2.features(rp2.symbol_names(elf)).items():
+            ok = ok and present
+            print(f"  {what}: {'yes' if present else 'NO'}")
+        picotool = rp2.find_picotool(inputs)
+        if picotool is None:
+            print("  picotool not found: cannot check the uf2", file=sys.stderr)
+            ok = False
+        else:
+            print(f"$ picotool info -a {uf2.name}")
+            print(rp2.picotool_info(picotool, uf2).rstrip())
+    return 0 if ok else 1
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    inputs = rp2.Rp2Inputs.from_env(os.environ)
+    boards = args.board or list(rp2.BOARDS)
+    print(size.run(args.micropy_dir, not args.offline, boards, inputs))
+    return 0
 
 
 def _stacks(text: str) -> tuple[str, ...]:
@@ -93,12 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("tests", nargs="*", help="test file names (default: the whole directory)")
     p = sub.add_parser("demo", help="build, then pair two BTstack instances over the radio")
     p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
+    p = sub.add_parser("rp2", help="build rp2 firmware (Pico W / Pico 2 W) into build/rp2-<BOARD>")
+    p.add_argument("--board", action="append", choices=rp2.BOARDS, help="default: RPI_PICO_W")
+    p = sub.add_parser("size", help="benchmark: rp2 firmware size, upstream vs overlay vs store")
+    p.add_argument("--board", action="append", choices=rp2.BOARDS, help="default: all")
     args = parser.parse_args(argv)
     handler = {
         "prepare": cmd_prepare,
         "build": cmd_build,
         "multitest": cmd_multitest,
         "demo": cmd_demo,
+        "rp2": cmd_rp2,
+        "size": cmd_size,
     }[args.command]
     try:
         return handler(args) or 0

@@ -1,4 +1,7 @@
-"""Build firmware from a prepared tree: the unix port with BTstack or NimBLE over H4."""
+"""Build firmware from a prepared tree: the unix port with BTstack or NimBLE over H4.
+
+(The rp2 port is built by ``rp2``, with ``make`` from here.)
+"""
 
 from __future__ import annotations
 
@@ -31,11 +34,12 @@ def jobs() -> int:
     return os.cpu_count() or 2
 
 
-def _make(args: list[str], cwd: Path, log: Path) -> None:
+def make(args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    """Run make in ``cwd`` with its output in ``log``; raise BuildError with its tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as f:
         proc = subprocess.run(
-            ["make", f"-j{jobs()}", *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT
+            ["make", f"-j{jobs()}", *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env
         )
     if proc.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-30:])
@@ -53,7 +57,7 @@ def build_unix(tree: Path, variant: str) -> Built:
     t0 = time.monotonic()
     port = tree / "ports" / "unix"
     with tree_lock():
-        _make([f"VARIANT={variant}"], port, BUILD_DIR / "logs" / f"unix-{variant}.log")
+        make([f"VARIANT={variant}"], port, BUILD_DIR / "logs" / f"unix-{variant}.log")
         out = unix_binary(variant)
         out.parent.mkdir(parents=True, exist_ok=True)
         # Replace rather than overwrite: the old binary may be running (ETXTBSY).
