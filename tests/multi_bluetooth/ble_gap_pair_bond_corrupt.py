@@ -1,0 +1,260 @@
+# Test that the peripheral's bond store survives damage to its file.  With
+# BLE inactive, the peripheral damages its own store file, then restarts
+# (hard); BLE must come up, report what it recovered (one line on stderr,
+# part of the expected output), keep every intact bond, and pairing a new
+# central must still work.  spec/bond-store.md, section 6, defines the
+# outcomes:
+#
+# - "garbage": bytes appended after the last slot, which do not form a
+#   valid slot header, are a torn tail: dropped, every record is kept, so
+#   central #0 re-encrypts without pairing.  Central #1 then pairs anew.
+# - "torn": the file is cut in the middle of its last slot, as by a power
+#   cut during an append.  That slot (printed) is dropped as a torn tail and
+#   every complete record before it is kept: central #0, whose bond is in a
+#   complete record, re-encrypts without pairing.  The torn slot holds the
+#   bond of central #1 (the last one stored): the peripheral has lost it, so
+#   it reports central #1's link as not bonded (central #1 still has its
+#   legacy keys, and BTstack re-derives the LTK from ER: see
+#   ble_gap_pair_bond_lru.py).
+#
+# The recovery line says "bonds kept" but counts every entry kept in the
+# store (ER, IR, the static address and the bonds).
+#
+# The central plays two devices (bond files), and is restarted to switch
+# between them (see ble_gap_pair_bond_lru.py for why not active(0)/(1)).
+
+from micropython import const
+import time, machine, bluetooth, os, struct
+
+TIMEOUT_MS = 5000
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_PERIPHERAL_CONNECT = const(7)
+_IRQ_PERIPHERAL_DISCONNECT = const(8)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_SET_SECRET = const(30)
+
+SERVICE_UUID = bluetooth.UUID("A5A5A5A5-FFFF-9999-1111-5A5A5A5A5A5A")
+CHAR_UUID = bluetooth.UUID("00000000-1111-2222-3333-444444444444")
+_FLAG_READ = const(0x0002)
+_FLAG_READ_ENCRYPTED = const(0x0200)
+CHAR = (CHAR_UUID, _FLAG_READ | _FLAG_READ_ENCRYPTED)
+SERVICE = (SERVICE_UUID, (CHAR,))
+
+waiting_events = {}
+secret_writes = 0
+
+
+def irq(event, data):
+    global secret_writes
+    if event == _IRQ_CENTRAL_CONNECT:
+        # (conn_handle, addr_type, addr): copy the address out of the buffer.
+        waiting_events[event] = (data[0], bytes(data[2]))
+    elif event == _IRQ_PERIPHERAL_CONNECT:
+        waiting_events[event] = data[0]
+    elif event == _IRQ_ENCRYPTION_UPDATE:
+        waiting_events[event] = data[1:4]
+    elif event == _IRQ_SET_SECRET:
+        # Count what the stack stores, but leave the storing to the stack.
+        secret_writes += 1
+        return None
+    if event not in waiting_events:
+        waiting_events[event] = None
+
+
+def wait_for_event(event, timeout_ms):
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+        if event in waiting_events:
+            return waiting_events.pop(event)
+        machine.idle()
+    raise ValueError("Timeout waiting for {}".format(event))
+
+
+def remove(path):
+    for suffix in ("", ".new"):
+        try:
+            os.remove(path + suffix)
+        except OSError:
+            pass
+
+
+def start(path, fresh=False):
+    try:
+        ble.config(bond_file=path)
+    except ValueError:
+        # This stack keeps no bonds of its own (e.g. NimBLE without a handler).
+        multitest.skip()
+    if fresh:
+        remove(path)
+    ble.config(bond=True, le_secure=False, mitm=False)
+    ble.active(1)
+    ble.irq(irq)
+
+
+
+def store_slots(path):
+    # Walk the store file (spec/bond-store.md: 24-byte header, then slots of
+    # an 8-byte slot header and a record area); return, per slot, its offset
+    # and its record's tag (None for a free slot).
+    with open(path, "rb") as f:
+        data = f.read()
+    slots = []
+    p = 24
+    while p + 8 <= len(data):
+        capacity = struct.unpack_from("<H", data, p + 2)[0]
+        tag = None
+        if data[p + 8] == 0x01:
+            tag = struct.unpack_from("<I", data, p + 12)[0]
+        slots.append((p, tag))
+        p += 8 + capacity
+    return slots, len(data)
+
+
+def tag_name(tag):
+    if tag is None:
+        return "free"
+    name = struct.pack(">I", tag)
+    if name[:3] in (b"BTD", b"BTC"):
+        return "{}{}".format(name[:3].decode(), name[3])
+    return name.decode()
+
+
+PERIPHERAL_FILE = "bond_test_corrupt_0"
+GARBAGE = b"garbage!" * 5
+
+
+def central_file(identity):
+    return "bond_test_corrupt_1_{}".format(identity)
+
+
+# (label, central identity, peripheral restarts before this step)
+STEPS = (
+    ("pair 0", 0, False),
+    ("garbage 0", 0, True),
+    ("garbage 1", 1, False),
+    ("torn 0", 0, True),
+    ("torn 1", 1, False),
+)
+
+
+def restart(resume):
+    # Hard restart: unix instances are killed by the test runner, boards reset.
+    multitest.expect_reboot(resume, 0)
+    if hasattr(machine, "reset"):
+        machine.reset()
+    while True:
+        time.sleep_ms(10)
+
+
+def serve_one_connection(step):
+    global secret_writes
+    label = STEPS[step][0]
+    # The central announces when it is up (again, after a restart).
+    multitest.wait("central ready {}".format(label))
+    ble.gap_advertise(20_000, b"\x02\x01\x06\x04\xffMPY")
+    multitest.broadcast("peripheral ready {}".format(label))
+    conn_handle, addr = wait_for_event(_IRQ_CENTRAL_CONNECT, TIMEOUT_MS)
+    secret_writes = 0
+    print(label, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+    wait_for_event(_IRQ_CENTRAL_DISCONNECT, TIMEOUT_MS)
+    print(label, "secrets written", secret_writes > 0)
+
+
+def resume(step):
+    # A restarted peripheral: BLE must come up on the damaged file.
+    start(PERIPHERAL_FILE)
+    print(STEPS[step][0], "active", ble.active())
+    multitest.broadcast("peripheral up {}".format(STEPS[step][0]))
+
+
+# Peripheral: one connection per step; damages its file before restarts.
+def instance0():
+    start(PERIPHERAL_FILE, fresh=True)
+    ble.gatts_register_services((SERVICE,))
+    multitest.globals(BDADDR=ble.config("mac"))
+    multitest.next()
+    serve_one_connection(0)
+    ble.active(0)
+    with open(PERIPHERAL_FILE, "ab") as f:
+        f.write(GARBAGE)
+    restart("instance0_garbage")
+
+
+def instance0_garbage():
+    resume(1)
+    serve_one_connection(1)
+    serve_one_connection(2)
+    ble.active(0)
+    slots, size = store_slots(PERIPHERAL_FILE)
+    print("slots", [tag_name(tag) for _, tag in slots])
+    # Cut the last slot in the middle of its record.
+    with open(PERIPHERAL_FILE, "rb") as f:
+        data = f.read(slots[-1][0] + 8 + 20)
+    with open(PERIPHERAL_FILE, "wb") as f:
+        f.write(data)
+    print("torn slot", tag_name(slots[-1][1]), "bytes cut", size - len(data))
+    restart("instance0_torn")
+
+
+def instance0_torn():
+    resume(3)
+    serve_one_connection(3)
+    serve_one_connection(4)
+    ble.active(0)
+    remove(PERIPHERAL_FILE)
+
+
+# Central: each run of the central is one device (bond file); it runs the
+# steps of its device in order and restarts to switch to the other device.
+STATE_FILE = "bond_test_corrupt_1_state"
+
+
+def instance1():
+    multitest.next()
+    central_steps(0)
+
+
+def instance1_step():
+    with open(STATE_FILE) as f:
+        central_steps(int(f.read()))
+
+
+def central_steps(step):
+    identity = STEPS[step][1]
+    # A device's first step starts from a fresh bond file.
+    start(central_file(identity), fresh=all(s[1] != identity for s in STEPS[:step]))
+    while True:
+        connect_and_encrypt(STEPS[step][0])
+        step += 1
+        if step == len(STEPS):
+            break
+        label, next_identity, peripheral_restarts = STEPS[step]
+        if peripheral_restarts:
+            # Talk to the peripheral only once it is up again.
+            multitest.wait("peripheral up {}".format(label))
+        if next_identity != identity:
+            with open(STATE_FILE, "w") as f:
+                f.write(str(step))
+            restart("instance1_step")
+    ble.active(0)
+    for path in (STATE_FILE, central_file(0), central_file(1)):
+        remove(path)
+
+
+def connect_and_encrypt(label):
+    global secret_writes
+    multitest.broadcast("central ready {}".format(label))
+    multitest.wait("peripheral ready {}".format(label))
+    ble.gap_connect(*BDADDR)
+    conn_handle = wait_for_event(_IRQ_PERIPHERAL_CONNECT, TIMEOUT_MS)
+    secret_writes = 0
+    ble.gap_pair(conn_handle)
+    print(label, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+    print(label, "secrets written", secret_writes > 0)
+    ble.gap_disconnect(conn_handle)
+    wait_for_event(_IRQ_PERIPHERAL_DISCONNECT, TIMEOUT_MS)
+
+
+ble = bluetooth.BLE()
