@@ -54,7 +54,8 @@ def reset_over(path: Path) -> bytes:
 def test_cli_serves_ptys_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     links = tmp_path / "links"
     traces = tmp_path / "traces"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
+    log = tmp_path / "vradio.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tools"), "VRADIO_LOG": str(log)}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -89,5 +90,7 @@ def test_cli_serves_ptys_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
             process.kill()
             process.wait()
     assert not (links / "hci0").exists() and not (links / "hci1").exists()
+    # VRADIO_LOG keeps vradio's debug log (here: the host attaching) in a file.
+    assert "[hci0] host opened" in log.read_text()
     trace = (traces / "hci0.btsnoop").read_bytes()
     assert trace.startswith(b"btsnoop\0") and H4_RESET in trace and H4_RESET_COMPLETE in trace

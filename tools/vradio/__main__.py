@@ -20,7 +20,9 @@ Controller ``hciN`` has public address ``28:CD:C1:00:00:<N+1>`` (a Raspberry
 Pi OUI, like a Pico W's CYW43) by default or with ``--public-addresses``; with
 ``--no-public-address`` Read BD_ADDR returns 00:00:00:00:00:00 and the host must
 set a random static address (like a Zephyr HCI controller).  ``--trace DIR``
-writes ``DIR/hciN.btsnoop`` HCI traces.
+writes ``DIR/hciN.btsnoop`` HCI traces.  With ``VRADIO_LOG=FILE`` in the
+environment, the log (vradio's own at debug level) is also appended to FILE,
+which is how to see it when a test rig discards stderr.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -35,6 +38,7 @@ from pathlib import Path
 from vradio.radio import VirtualRadio
 
 PUBLIC_ADDRESS_PREFIX = "28:CD:C1:00:00"
+LOG_ENV = "VRADIO_LOG"
 
 
 def public_address(index: int) -> str:
@@ -90,7 +94,17 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    log_format = "%(asctime)s %(name)s %(message)s"
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(level)  # stays at -v's level whatever VRADIO_LOG adds
+    logging.basicConfig(level=level, format=log_format, handlers=[stderr])
+    if log_path := os.environ.get(LOG_ENV):
+        # Test rigs swallow our stderr; this keeps errors (e.g. exceptions in
+        # loop callbacks) and vradio's own debug log where they can be read.
+        handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter(log_format))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger("vradio").setLevel(logging.DEBUG)
     asyncio.run(serve(args))
     return 0
 
