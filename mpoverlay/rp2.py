@@ -10,6 +10,9 @@ Inputs that keep a machine offline (both optional when it has network):
 
 CMake options go through the ``CMAKE_ARGS`` environment variable, which the
 rp2 Makefile appends to (on make's command line it would replace the board).
+``BUILD=`` on make's command line would also reach the make that CMake runs
+for mpy-cross (which then builds where CMake does not look), so mpy-cross is
+built first and named by ``MICROPY_MPYCROSS``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ PICOTOOL_CACHE = BUILD_DIR / "picotool"
 # Variables of an enclosing make (e.g. `make rp2 BOARD=...`) must not leak
 # into the port's make: they would override what we pass.
 _MAKE_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "CMAKE_ARGS", "BUILD")
+_MPY_CROSS = Path("mpy-cross") / "build" / "mpy-cross"
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,17 @@ def picotool_dir(inputs: Rp2Inputs) -> Path:
     return inputs.picotool_dir or PICOTOOL_CACHE
 
 
-def build_env(base: Mapping[str, str], config: Rp2Config, picotool: Path) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in _MAKE_ENV}
+def clean_env(base: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in base.items() if k not in _MAKE_ENV}
+
+
+def build_env(
+    base: Mapping[str, str], config: Rp2Config, picotool: Path, tree: Path
+) -> dict[str, str]:
+    env = clean_env(base)
     env["CMAKE_ARGS"] = " ".join(config.cmake_args)
     env["PICOTOOL_FETCH_FROM_GIT_PATH"] = str(picotool)
+    env["MICROPY_MPYCROSS"] = str(tree / _MPY_CROSS)
     return env
 
 
@@ -104,11 +115,12 @@ def build_rp2(tree: Path, config: Rp2Config, inputs: Rp2Inputs, label: str = "")
         shutil.rmtree(out)
     t0 = time.monotonic()
     with tree_lock():
+        make([], tree / "mpy-cross", log.with_name("mpy-cross.log"), clean_env(os.environ))
         make(
             [f"BOARD={config.board}", f"BUILD={config.build_name}"],
             tree / "ports" / "rp2",
             log,
-            build_env(os.environ, config, picotool),
+            build_env(os.environ, config, picotool, tree),
         )
     return Built(
         f"rp2 {config.board} ({label or tree.name})", out / "firmware.elf", time.monotonic() - t0

@@ -83,12 +83,15 @@ def test_config_build_dirs_and_cmake_args() -> None:
 
 def test_build_env_passes_cmake_args_in_the_environment() -> None:
     base = {"PATH": "/bin", "MAKEFLAGS": "BOARD=RPI_PICO_W -j2", "CMAKE_ARGS": "-DX=1"}
-    env = rp2.build_env(base, rp2.Rp2Config("RPI_PICO2_W", False), Path("/p"))
+    env = rp2.build_env(base, rp2.Rp2Config("RPI_PICO2_W", False), Path("/p"), Path("/t"))
     assert env["PATH"] == "/bin"
     assert "MAKEFLAGS" not in env  # an enclosing make's BOARD=... must not leak in
     assert env["CMAKE_ARGS"] == "-DMICROPY_BLUETOOTH_BTSTACK_BOND_STORE=OFF"
     assert env["PICOTOOL_FETCH_FROM_GIT_PATH"] == "/p"
-    assert rp2.build_env(base, rp2.Rp2Config("RPI_PICO_W"), Path("/p"))["CMAKE_ARGS"] == ""
+    # mpy-cross is built beforehand, where CMake would look for it.
+    assert env["MICROPY_MPYCROSS"] == "/t/mpy-cross/build/mpy-cross"
+    full = rp2.build_env(base, rp2.Rp2Config("RPI_PICO_W"), Path("/p"), Path("/t"))
+    assert full["CMAKE_ARGS"] == ""
 
 
 def test_unknown_board_is_refused() -> None:
