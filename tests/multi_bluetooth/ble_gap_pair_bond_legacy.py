@@ -7,7 +7,8 @@
 #
 # Phase "legacy": ble.config(le_secure=False) on both sides.
 # Phase "secure": ble.config(le_secure=True) on both sides, with a new
-# central identity (a fresh bond file, hence a fresh address and no bond).
+# central identity (a fresh bond file, hence a fresh address and no bond),
+# and again a hard restart of the peripheral.
 # Until ENABLE_LE_SECURE_CONNECTIONS is set in the BTstack configuration
 # (extmod/btstack/btstack_config_common.h), le_secure=True still pairs with
 # legacy pairing on BTstack: the stored bond then has secure_connection 0,
@@ -112,72 +113,104 @@ def restart(resume):
 
 
 PERIPHERAL_FILE = "bond_test_legacy_0"
+PERIPHERAL_STATE = "bond_test_legacy_0_state"
 CENTRAL_FILES = ("bond_test_legacy_1a", "bond_test_legacy_1b")
 
+# (label, le_secure, central identity).  The peripheral restarts (hard)
+# before every step but the first; the central restarts to switch identity.
+# Both restart rather than cycle ble.active(): on the unix port a re-
+# activation of BTstack now and then stalls (its H4 UART is left open).
+STEPS = (
+    ("legacy pair", False, 0),
+    ("legacy restart", False, 0),
+    ("secure pair", True, 1),
+    ("secure restart", True, 1),
+)
 
-def serve_one_connection(phase):
+
+def serve_one_connection(label):
     global secret_writes
+    # The central announces when it is up (again, after a restart).
+    multitest.wait("central ready {}".format(label))
     ble.gap_advertise(20_000, b"\x02\x01\x06\x04\xffMPY")
-    multitest.broadcast("peripheral ready {}".format(phase))
+    multitest.broadcast("peripheral ready {}".format(label))
     wait_for_event(_IRQ_CENTRAL_CONNECT, TIMEOUT_MS)
     secret_writes = 0
-    print(phase, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+    print(label, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
     wait_for_event(_IRQ_CENTRAL_DISCONNECT, TIMEOUT_MS)
-    print(phase, "secrets written", secret_writes > 0)
+    print(label, "secrets written", secret_writes > 0)
     # (key_size, secure_connection) of each bond the peripheral keeps.
-    print(phase, "stored bonds", stored_bonds(PERIPHERAL_FILE))
+    print(label, "stored bonds", stored_bonds(PERIPHERAL_FILE))
 
 
-# Peripheral: pairs, restarts hard, re-encrypts; once legacy, once "secure".
+# Peripheral: one step per run, then a hard restart.
 def instance0():
     start(PERIPHERAL_FILE, le_secure=False, fresh=True)
     ble.gatts_register_services((SERVICE,))
     multitest.globals(BDADDR=ble.config("mac"))
     multitest.next()
-    serve_one_connection("legacy pair")
-    restart("instance0_legacy")
+    peripheral_step(0)
 
 
-def instance0_legacy():
-    start(PERIPHERAL_FILE, le_secure=False)
-    serve_one_connection("legacy restart")
-    ble.active(0)
-    start(PERIPHERAL_FILE, le_secure=True)
-    serve_one_connection("secure pair")
-    restart("instance0_secure")
+def instance0_step():
+    with open(PERIPHERAL_STATE) as f:
+        step = int(f.read())
+    label, le_secure, _ = STEPS[step]
+    start(PERIPHERAL_FILE, le_secure=le_secure)
+    # The central waits for this before it talks to the peripheral again.
+    multitest.broadcast("peripheral up {}".format(label))
+    peripheral_step(step)
 
 
-def instance0_secure():
-    start(PERIPHERAL_FILE, le_secure=True)
-    serve_one_connection("secure restart")
+def peripheral_step(step):
+    serve_one_connection(STEPS[step][0])
+    if step + 1 < len(STEPS):
+        with open(PERIPHERAL_STATE, "w") as f:
+            f.write(str(step + 1))
+        restart("instance0_step")
     ble.active(0)
     remove(PERIPHERAL_FILE)
+    remove(PERIPHERAL_STATE)
 
 
-# Central: one identity (bond file) per phase; stays up.
+# Central: one identity (bond file) per le_secure setting; restarts only to
+# switch identity.
 def instance1():
-    start(CENTRAL_FILES[0], le_secure=False, fresh=True)
     multitest.next()
-    connect_and_encrypt("legacy pair")
-    connect_and_encrypt("legacy restart")
-    ble.active(0)
-    start(CENTRAL_FILES[1], le_secure=True, fresh=True)
-    connect_and_encrypt("secure pair")
-    connect_and_encrypt("secure restart")
+    central_steps(0)
+
+
+def instance1_secure():
+    central_steps(2)
+
+
+def central_steps(step):
+    _, le_secure, identity = STEPS[step]
+    start(CENTRAL_FILES[identity], le_secure=le_secure, fresh=True)
+    while True:
+        connect_and_encrypt(STEPS[step][0])
+        step += 1
+        if step == len(STEPS):
+            break
+        # The peripheral restarts before every step: wait until it is up.
+        multitest.wait("peripheral up {}".format(STEPS[step][0]))
+        if STEPS[step][2] != identity:
+            restart("instance1_secure")
     ble.active(0)
     for path in CENTRAL_FILES:
         remove(path)
 
 
-def connect_and_encrypt(phase):
+def connect_and_encrypt(label):
     global secret_writes
-    multitest.wait("peripheral ready {}".format(phase))
+    multitest.broadcast("central ready {}".format(label))
+    multitest.wait("peripheral ready {}".format(label))
     ble.gap_connect(*BDADDR)
     conn_handle = wait_for_event(_IRQ_PERIPHERAL_CONNECT, TIMEOUT_MS)
     secret_writes = 0
     ble.gap_pair(conn_handle)
-    print(phase, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
-    print(phase, "secrets written", secret_writes > 0)
+    print(label, "encryption", wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS))
+    print(label, "secrets written", secret_writes > 0)
     ble.gap_disconnect(conn_handle)
     wait_for_event(_IRQ_PERIPHERAL_DISCONNECT, TIMEOUT_MS)
 
