@@ -109,6 +109,11 @@ class ConnectionEvents:
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def scheduled_at(self) -> float | None:
+        """Loop time of the event that will carry what is queued (None: nothing queued)."""
+        return self._timer.when() if self._timer is not None else None
+
     def submit(self, action: Callable[[], None]) -> None:
         if self._closed:
             return
