@@ -57,6 +57,7 @@
 typedef struct _mp_bluetooth_btstack_bond_store_t {
     mp_tlvstore_t store;
     mp_tlvstore_vfs_t vfs;
+    bool persistent; // false with bond_file=None: RAM only, by request
 } mp_bluetooth_btstack_bond_store_t;
 
 // ble.config(bond_file=...): kept outside the heap so that it survives
@@ -87,6 +88,10 @@ static void mirror_to_handler(uint32_t tag, const uint8_t *value, size_t len) {
 }
 
 static void report_error(const char *what, int err) {
+    mp_bluetooth_btstack_bond_store_t *bs = bond_store();
+    if (bs != NULL && !bs->persistent && MP_TLVSTORE_ERR_APPLIED_IN_RAM(err)) {
+        return; // bond_file=None: keeping bonds in RAM only is what was asked for.
+    }
     mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store %s failed (%d)%s\n", what, err,
         MP_TLVSTORE_ERR_APPLIED_IN_RAM(err) ? ", bonds kept in RAM only" : "");
 }
@@ -128,6 +133,18 @@ static const btstack_tlv_t bond_store_tlv = {
     .delete_tag = tlv_delete_tag,
 };
 
+// The size BTstack expects for tag's value, or 0 if any size may do.  Device
+// DB and CCCD entries are raw BTstack structs: their size is whatever the
+// stack wrote before, if anything.
+static size_t tag_value_len(uint32_t tag, int current_len) {
+    if (tag == TAG_ER || tag == TAG_IR) {
+        return 16;
+    } else if (tag == TAG_STATIC_ADDRESS) {
+        return 6;
+    }
+    return current_len > 0 ? (size_t)current_len : 0;
+}
+
 // Ask an _IRQ_GET_SECRET handler for tag; a value it has wins over the file.
 static void import_from_handler(mp_tlvstore_t *store, uint32_t tag) {
     uint8_t key[4];
@@ -137,12 +154,15 @@ static void import_from_handler(mp_tlvstore_t *store, uint32_t tag) {
     if (!mp_bluetooth_gap_on_get_secret(MP_BLUETOOTH_BTSTACK_SECRET_TYPE_TLV, 0, key, sizeof(key), &value, &len)) {
         return;
     }
-    if (len == 0 || len > MP_TLVSTORE_MAX_VALUE) {
-        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: _IRQ_GET_SECRET returned %u bytes for a %u byte maximum, ignored\n", (unsigned)len, MP_TLVSTORE_MAX_VALUE);
-        return;
-    }
     uint8_t current[MP_TLVSTORE_MAX_VALUE];
     int current_len = mp_tlvstore_get(store, tag, current, sizeof(current));
+    // A value of the wrong size would be ignored by BTstack (which would then
+    // make a new key, voiding every bond): keep the file's value instead.
+    size_t expected_len = tag_value_len(tag, current_len);
+    if (len == 0 || len > MP_TLVSTORE_MAX_VALUE || (expected_len && len != expected_len)) {
+        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: _IRQ_GET_SECRET returned %u bytes for tag %08x, ignored\n", (unsigned)len, (unsigned)tag);
+        return;
+    }
     if (current_len == (int)len && memcmp(current, value, len) == 0) {
         return;
     }
@@ -250,6 +270,7 @@ void mp_bluetooth_btstack_bond_store_init(void) {
     vstr_t vstr;
     vstr_init(&vstr, 32);
     const char *path = bond_file(&vstr);
+    bs->persistent = path != NULL;
     if (path != NULL && mp_tlvstore_vfs_init(&bs->vfs, path)) {
         mp_tlvstore_init(&bs->store, &mp_tlvstore_vfs_io, &bs->vfs);
     } else {
@@ -261,7 +282,7 @@ void mp_bluetooth_btstack_bond_store_init(void) {
     DEBUG_printf("load %s: err=%d flags=%04x entries=%u\n", path ? path : "(none)", err, (unsigned)result.flags, result.entries);
     const uint32_t repaired = MP_TLVSTORE_LOAD_HEADER_BAD | MP_TLVSTORE_LOAD_TORN_TAIL | MP_TLVSTORE_LOAD_CORRUPT_MIDDLE | MP_TLVSTORE_LOAD_SIDE_REPLAYED;
     if (path != NULL && (err != MP_TLVSTORE_OK || (result.flags & repaired))) {
-        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store %s: recovered (flags 0x%04x, %u bonds kept, %u bytes dropped)%s\n",
+        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store %s: recovered (flags 0x%04x, %u entries kept, %u bytes dropped)%s\n",
             path, (unsigned)result.flags, result.entries, (unsigned)(result.tail_bytes + result.junk_bytes),
             err != MP_TLVSTORE_OK ? ", file not writable: bonds kept in RAM only" : "");
     }
