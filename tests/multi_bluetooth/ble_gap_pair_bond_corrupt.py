@@ -20,7 +20,7 @@
 # static address and the bonds).
 #
 # The central plays two devices (bond files), and is restarted to switch
-# between them (see ble_gap_pair_bond_lru.py for why not active(0)/(1)).
+# between them, so each identity really is a fresh device.
 
 from micropython import const
 import time, machine, bluetooth, os, struct
