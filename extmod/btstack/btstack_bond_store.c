@@ -58,6 +58,7 @@ typedef struct _mp_bluetooth_btstack_bond_store_t {
     mp_tlvstore_t store;
     mp_tlvstore_vfs_t vfs;
     bool persistent; // false with bond_file=None: RAM only, by request
+    bool error_reported; // say once per session that writes fail, not per write
 } mp_bluetooth_btstack_bond_store_t;
 
 // ble.config(bond_file=...): kept outside the heap so that it survives
@@ -89,11 +90,17 @@ static void mirror_to_handler(uint32_t tag, const uint8_t *value, size_t len) {
 
 static void report_error(const char *what, int err) {
     mp_bluetooth_btstack_bond_store_t *bs = bond_store();
-    if (bs != NULL && !bs->persistent && MP_TLVSTORE_ERR_APPLIED_IN_RAM(err)) {
-        return; // bond_file=None: keeping bonds in RAM only is what was asked for.
+    if (bs != NULL) {
+        if (!bs->persistent && MP_TLVSTORE_ERR_APPLIED_IN_RAM(err)) {
+            return; // bond_file=None: keeping bonds in RAM only is what was asked for.
+        }
+        if (bs->error_reported) {
+            return;
+        }
+        bs->error_reported = true;
     }
     mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store %s failed (%d)%s\n", what, err,
-        MP_TLVSTORE_ERR_APPLIED_IN_RAM(err) ? ", bonds kept in RAM only" : "");
+        MP_TLVSTORE_ERR_APPLIED_IN_RAM(err) ? ", bonds kept in RAM only this session" : "");
 }
 
 // BTstack's btstack_tlv_t interface.  These run inside BTstack callbacks:

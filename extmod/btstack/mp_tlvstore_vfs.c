@@ -83,6 +83,11 @@ static int vfs_open(void *ctx_in, int file, int mode, void **fh) {
         nlr_pop();
     } else {
         ret = error_from_exception(MP_OBJ_FROM_PTR(nlr.ret_val));
+        if (ret == MP_TLVSTORE_ERR_NOENT && mode == MP_TLVSTORE_OPEN_CREATE) {
+            // A file that cannot be created (missing directory) is a write
+            // failure, not an absent file.
+            ret = MP_TLVSTORE_ERR_IO;
+        }
     }
     #if MICROPY_VFS_POSIX
     umask(old_mask);
