@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,8 @@ def _symbols_report(build: Path, sources: Iterable[str], top: int) -> list[str]:
         symbols.sort(key=lambda s: -s.size)
         shown = ", ".join(f"{s.name} {s.size} {s.kind}" for s in symbols[:top])
         more = f", ... ({len(symbols)} symbols)" if len(symbols) > top else ""
-        lines.append(f"  {Path(source).name}: {shown}{more}")
+        text = f"{Path(source).name}: {shown}{more}"
+        lines.append(textwrap.fill(text, 99, initial_indent="  ", subsequent_indent="      "))
     return lines
 
 
