@@ -7,6 +7,8 @@
 #   make rp2 BOARD=RPI_PICO_W|RPI_PICO2_W
 #                        rp2 firmware into build/rp2-<BOARD>/firmware.{uf2,elf}
 #   make size            benchmark: rp2 firmware size, upstream vs overlay vs store
+#   make bench           benchmark: bond store write cost, active(1) cost with 0
+#                        and 16 bonds, reconnect time after a restart vs warm
 #
 # rp2 offline inputs: MBEDTLS_DIR=<mbedtls 3.6.x source> when the tree's
 # lib/mbedtls is empty; PICOTOOL_FETCH_FROM_GIT_PATH=<dir with an installed
@@ -24,7 +26,7 @@ BOARD ?= RPI_PICO_W
 
 export MICROPY_DIR MBEDTLS_DIR PICOTOOL_FETCH_FROM_GIT_PATH
 
-.PHONY: all demo unix multitest rp2 size test test-host lint format clean distclean
+.PHONY: all venv demo unix multitest rp2 size bench test test-host lint format clean distclean
 
 all: demo
 
@@ -50,6 +52,9 @@ rp2: venv
 
 size: venv
 	$(PY) -m mpoverlay size
+
+bench: venv
+	$(PY) -m mpoverlay.bench
 
 test: venv
 	$(PY) -m pytest
