@@ -37,6 +37,9 @@ def jobs() -> int:
 def make(args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
     """Run make in ``cwd`` with its output in ``log``; raise BuildError with its tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    # Build trees live inside this repository: keep git (makeversionhdr.py)
+    # from describing *this* repository as the firmware's version.
+    env = {**(env if env is not None else os.environ), "GIT_CEILING_DIRECTORIES": str(BUILD_DIR)}
     with log.open("w") as f:
         proc = subprocess.run(
             ["make", f"-j{jobs()}", *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env
