@@ -9,11 +9,9 @@
 # Phase "secure": ble.config(le_secure=True) on both sides, with a new
 # central identity (a fresh bond file, hence a fresh address and no bond),
 # and again a hard restart of the peripheral.
-# Until ENABLE_LE_SECURE_CONNECTIONS is set in the BTstack configuration
-# (extmod/btstack/btstack_config_common.h), le_secure=True still pairs with
-# legacy pairing on BTstack: the stored bond then has secure_connection 0,
-# which this test prints, so enabling LE Secure Connections changes the
-# expected output here on purpose.
+# The peripheral prints (key size, secure_connection) of every bond in its
+# store: the "secure" bond must have been made with LE Secure Connections
+# (1) and the "legacy" one without (0), and both must survive the restart.
 
 from micropython import const
 import time, machine, bluetooth, os, struct, sys
