@@ -111,16 +111,22 @@ static int tlv_get_tag(void *context, uint32_t tag, uint8_t *buffer, uint32_t bu
     return len < 0 ? 0 : len;
 }
 
-static int tlv_store_tag(void *context, uint32_t tag, const uint8_t *data, uint32_t data_size) {
-    int err = mp_tlvstore_store(context, tag, data, data_size);
+// Keep a value the stack (or this module) made: in the store, then in an
+// _IRQ_SET_SECRET handler.  Returns false if not even RAM has it.
+static bool keep_value(mp_tlvstore_t *store, uint32_t tag, const uint8_t *data, size_t len) {
+    int err = mp_tlvstore_store(store, tag, data, len);
     if (err != MP_TLVSTORE_OK) {
         report_error("write", err);
         if (!MP_TLVSTORE_ERR_APPLIED_IN_RAM(err)) {
-            return 1;
+            return false;
         }
     }
-    mirror_to_handler(tag, data, data_size);
-    return 0;
+    mirror_to_handler(tag, data, len);
+    return true;
+}
+
+static int tlv_store_tag(void *context, uint32_t tag, const uint8_t *data, uint32_t data_size) {
+    return keep_value(context, tag, data, data_size) ? 0 : 1;
 }
 
 static void tlv_delete_tag(void *context, uint32_t tag) {
@@ -212,11 +218,7 @@ static void ensure_key(mp_tlvstore_t *store, uint32_t tag) {
             return; // BTstack falls back to generating it.
         }
     } while (is_zero(key, sizeof(key)));
-    int err = mp_tlvstore_store(store, tag, key, sizeof(key));
-    if (err != MP_TLVSTORE_OK) {
-        report_error("write", err);
-    }
-    mirror_to_handler(tag, key, sizeof(key));
+    keep_value(store, tag, key, sizeof(key));
 }
 
 // Resolve the configured path: NULL when persistence is disabled.  On unix
@@ -347,11 +349,7 @@ bool mp_bluetooth_btstack_bond_store_static_address(uint8_t *addr) {
         }
         addr[0] |= 0xc0;
     } while (!valid_static_address(addr));
-    int err = mp_tlvstore_store(&bs->store, TAG_STATIC_ADDRESS, addr, 6);
-    if (err != MP_TLVSTORE_OK) {
-        report_error("write", err);
-    }
-    mirror_to_handler(TAG_STATIC_ADDRESS, addr, 6);
+    keep_value(&bs->store, TAG_STATIC_ADDRESS, addr, 6);
     return true;
 }
 
