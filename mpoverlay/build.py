@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import BUILD_DIR
+from .gitutil import env_outside_repo
 from .tree import tree_lock
 
 # Our unix variants (ports/unix/variants/<name>/ in the overlay).
@@ -37,9 +38,9 @@ def jobs() -> int:
 def make(args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
     """Run make in ``cwd`` with its output in ``log``; raise BuildError with its tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    # Build trees live inside this repository: keep git (makeversionhdr.py)
-    # from describing *this* repository as the firmware's version.
-    env = {**(env if env is not None else os.environ), "GIT_CEILING_DIRECTORIES": str(BUILD_DIR)}
+    # Keep makeversionhdr.py from describing *this* repository as the
+    # firmware's version.
+    env = env_outside_repo(BUILD_DIR, env)
     with log.open("w") as f:
         proc = subprocess.run(
             ["make", f"-j{jobs()}", *args], cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -24,3 +25,12 @@ def head_commit(path: Path) -> str | None:
         return run_git(["rev-parse", "HEAD"], cwd=path, timeout=30).strip()
     except (subprocess.CalledProcessError, OSError):
         return None
+
+
+def env_outside_repo(ceiling: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: ours) with git kept from looking at or above ``ceiling``.
+
+    Build trees live inside this repository: without this, git commands run in
+    them (git apply, makeversionhdr.py's git describe) see this repository.
+    """
+    return {**(env if env is not None else os.environ), "GIT_CEILING_DIRECTORIES": str(ceiling)}

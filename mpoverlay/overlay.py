@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .gitutil import head_commit
+from .gitutil import env_outside_repo, head_commit
 
 OVERLAY_DIRS = ("extmod", "ports", "lib", "tests", "tools", "docs")
 STAMP_NAME = ".overlay-stamp"
@@ -106,7 +106,7 @@ def apply_patch(tree: Path, patch: Path) -> None:
     # Inside an enclosing git work tree (e.g. build/tree in this repository),
     # git apply would take paths relative to that repository's top and
     # silently skip the patch: stop git from looking above the tree.
-    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
+    env = env_outside_repo(tree.resolve().parent)
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise OverlayError(f"patch {patch.name} does not apply to {tree}:\n{proc.stderr.strip()}")
