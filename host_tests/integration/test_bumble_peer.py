@@ -1,0 +1,250 @@
+"""An independent Bumble host bonds with our BTstack firmware, which then loses power.
+
+The peer is an in-process bumble Device with its own SMP and its own key
+store (a JSON file), on the same virtual radio as the unix BTstack firmware
+(``bumble_peer/agent.py``, one process per boot, bonds in ``$HOME``).  Each
+case pairs once, kills the firmware (a power cut) and boots it again with the
+same HOME, then checks what a phone would see: the device comes back with the
+same identity and the bond works from both sides without a new pairing; and,
+when the peer has forgotten the bond, the firmware fails cleanly, pairs again
+and replaces its entry instead of leaking a second one.
+
+Every case runs for our firmware as peripheral (Bumble connects) and as
+central (it connects to Bumble), with legacy pairing and LE Secure
+Connections, and with public addresses or, with controllers that have none,
+random static ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ble_agent import BleAgent, device_db_entries
+from bondfile import decode_device_db, parse
+from bumble import crypto, hci
+from bumble.device import Connection, Device
+from bumble.keys import JsonKeyStore, PairingKeys
+from integration_support import NO_TREE_REASON, upstream_available
+from vradio.micropython import bond_file
+from vradio.peer import (
+    ConnectionLog,
+    SecurityLog,
+    advertise_until_connected,
+    connect,
+    disconnect,
+    own_address,
+    use_just_works,
+    wait_disconnected,
+)
+from vradio.radio import VirtualRadio
+
+from mpoverlay.build import unix_binary
+
+pytestmark = pytest.mark.skipif(not upstream_available(), reason=NO_TREE_REASON)
+
+FIRMWARE = unix_binary("btstack")
+OUR_PUBLIC = "28:CD:C1:00:00:01"
+PEER_PUBLIC = "28:CD:C1:00:00:02"
+PEER_STATIC = "C1:00:00:00:00:02"
+CASE_TIMEOUT_S = 60.0  # each case takes a few seconds; this only stops a hang
+LINK_TIMEOUT_S = 5.0
+# BTstack's default IR when nothing is stored (sm.c, sm_er_ir_set_default).
+BTSTACK_DEFAULT_IR = bytes(range(0x90, 0xA0))
+SMIR_TAG = int.from_bytes(b"SMIR", "big")
+
+ROLES = ["peripheral", "central"]  # our firmware's role
+SECURITY = {"legacy": False, "secure-connections": True}
+ADDRESSES = {"public": True, "random-static": False}
+
+
+def cases() -> Any:
+    return pytest.mark.parametrize(
+        ("role", "sc", "public"),
+        [
+            pytest.param(role, sc, public, id=f"{role}-{sec}-{addr}")
+            for role in ROLES
+            for sec, sc in SECURITY.items()
+            for addr, public in ADDRESSES.items()
+        ],
+    )
+
+
+def run(scenario: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(scenario, CASE_TIMEOUT_S))
+
+
+@dataclass
+class Link:
+    """One connection, seen from both ends."""
+
+    handle: int  # our conn_handle
+    peer: ConnectionLog  # Bumble's end
+
+    @property
+    def connection(self) -> Connection:
+        return self.peer.connection
+
+
+@dataclass
+class Rig:
+    """Our device (one controller on a pty, a HOME) and a Bumble peer on one radio."""
+
+    radio: VirtualRadio
+    uart: str
+    home: Path
+    peer: Device
+    keystore: JsonKeyStore
+    security: SecurityLog
+    role: str
+    public: bool
+    agents: list[BleAgent] = field(default_factory=list)
+
+    async def boot(self) -> BleAgent:
+        agent = await BleAgent.boot(FIRMWARE, self.uart, self.home, f"boot{len(self.agents)}")
+        self.agents.append(agent)
+        return agent
+
+    @property
+    def peer_address(self) -> hci.Address:
+        return own_address(self.peer, self.public)
+
+    async def link(self, agent: BleAgent, address: hci.Address) -> Link:
+        """Connect our device (at ``address``) and the peer, in our role."""
+        if self.role == "peripheral":
+            await agent.advertise()
+            connection = await connect(self.peer, address, self.public, LINK_TIMEOUT_S)
+            handle, seen = await agent.wait_connection("CENTRAL_CONNECT")
+        else:
+            connection = await advertise_until_connected(
+                self.peer, self.public, lambda: agent.connect(self.peer_address), LINK_TIMEOUT_S
+            )
+            handle, seen = await agent.wait_connection("PERIPHERAL_CONNECT")
+        assert seen == self.peer_address
+        return Link(handle, self.security.of(connection))
+
+    async def secure(self, agent: BleAgent, link: Link, bonded: bool) -> None:
+        """Start security from the central: pair (``bonded=False``) or re-encrypt."""
+        if self.role == "central":
+            # gap_pair() re-encrypts with a stored bond, pairs otherwise.
+            await agent.pair(link.handle)
+        elif bonded:
+            await asyncio.wait_for(link.connection.encrypt(), LINK_TIMEOUT_S)
+        else:
+            await asyncio.wait_for(link.connection.pair(), LINK_TIMEOUT_S)
+        if not bonded:
+            # Bumble has stored the keys once its pairing completes, which
+            # may be after ours (our last key PDUs are still on their way).
+            await link.peer.wait_event("pairing")
+
+    async def peer_keys(self, our_identity: hci.Address) -> PairingKeys | None:
+        return await self.keystore.get(str(our_identity))
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp_path: Path, role: str, sc: bool, public: bool) -> AsyncIterator[Rig]:
+    home = tmp_path / "home"
+    home.mkdir()
+    async with VirtualRadio(trace_dir=tmp_path / "trace") as radio:
+        ours = radio.add_controller("ours", OUR_PUBLIC if public else None)
+        uart = radio.attach_pty(ours)
+        keystore = JsonKeyStore(namespace="peer", filename=str(tmp_path / "peer-keys.json"))
+        peer_controller = radio.add_controller("peer", PEER_PUBLIC if public else None)
+        peer = await radio.add_device(peer_controller, "peer", PEER_STATIC, keystore=keystore)
+        use_just_works(peer, sc)
+        the_rig = Rig(radio, uart, home, peer, keystore, SecurityLog(peer), role, public)
+        try:
+            yield the_rig
+        finally:
+            for agent in the_rig.agents:
+                await agent.power_cut()
+
+
+def expected_irk(home: Path) -> bytes:
+    """The IRK BTstack derives from the IR kept in the bond file, as sent over the air.
+
+    IRK = d1(IR, 1, 0) = AES-128(IR, 0...01) (Core Vol 3 Part H 2.4.2.1 and
+    sm.c); bumble's ``crypto.e`` and the SMP PDU both use little-endian keys,
+    BTstack's TLV the big-endian IR.
+    """
+    parsed = parse(bond_file(home).read_bytes())
+    ir = parsed.entries[SMIR_TAG].value
+    assert len(ir) == 16 and ir != BTSTACK_DEFAULT_IR, ir.hex()
+    return crypto.e(ir[::-1], (1).to_bytes(16, "little"))
+
+
+def check_bond_entry(home: Path, peer: hci.Address, sc: bool) -> bytes:
+    """The bond file holds exactly one device entry, for ``peer``; its raw value."""
+    entries = device_db_entries(home)
+    assert len(entries) == 1, entries
+    [value] = entries.values()
+    decoded = decode_device_db(value, show=False)
+    assert decoded["address"] == str(peer).split("/")[0]
+    assert decoded["secure_connection"] == sc
+    assert decoded["ltk_present"]
+    return value
+
+
+def check_peer_keys(keys: PairingKeys | None, sc: bool) -> PairingKeys:
+    """Bumble kept the bond: with SC one LTK, with legacy pairing one per direction."""
+    assert keys is not None
+    if sc:
+        assert keys.ltk is not None and keys.ltk_central is None
+    else:
+        assert keys.ltk is None and keys.ltk_central is not None
+    assert keys.irk is not None
+    return keys
+
+
+@cases()
+def test_bond_survives_power_cut(
+    built_tree: Path, tmp_path: Path, role: str, sc: bool, public: bool
+) -> None:
+    """Power cut while connected; after the boot the peer's keys still work, no pairing."""
+
+    async def scenario() -> None:
+        async with rig(tmp_path, role, sc, public) as r:
+            first = await r.boot()
+            ours = await first.activate(sc)
+            assert ours.is_public == public and (public or ours.is_static)
+            link = await r.link(first, ours)
+            await r.secure(first, link, bonded=False)
+            encryption = await first.wait_encryption()
+            assert (encryption.encrypted, encryption.bonded) == (True, True)
+            assert link.connection.is_encrypted
+            [bond] = await first.bonds()
+            assert (bond.address, bond.secure) == (r.peer_address, sc)
+            entry = check_bond_entry(r.home, r.peer_address, sc)
+            keys = check_peer_keys(await r.peer_keys(ours), sc)
+            assert keys.irk is not None and keys.irk.value == expected_irk(r.home)
+            assert r.security.pairing_starts == 1
+
+            await first.power_cut()  # still connected
+            second = await r.boot()
+            assert await second.activate(sc) == ours
+            # Our controller lost the link with the power; the peer notices
+            # (here when the new boot resets the controller).
+            reason = await wait_disconnected(link.peer)
+            assert reason == hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR
+            link = await r.link(second, ours)
+            await r.secure(second, link, bonded=True)
+            encryption = await second.wait_encryption()
+            assert (encryption.encrypted, encryption.bonded) == (True, True)
+            await link.peer.wait_event("encryption_change")
+            assert link.connection.is_encrypted
+
+            # Neither side paired again and nothing new was stored.
+            assert r.security.pairing_starts == 1
+            assert r.security.pairing_failures == []
+            assert second.secret_writes() == []
+            assert second.encryption_updates() == [second.encryption_updates()[0]]
+            assert await second.bonds() == [bond]
+            assert check_bond_entry(r.home, r.peer_address, sc) == entry
+            await disconnect(link.peer)
+
+    run(scenario())
