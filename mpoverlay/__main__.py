@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import rp2, size, tree
+from . import REPO_ROOT, matrix, rp2, series, size, tree
 from .build import UNIX_VARIANTS, BuildError, build_unix
-from .lock import LockError
+from .lock import LockError, load_lock
 from .multitest import format_table, run_suite, suite_tests
 from .overlay import OverlayError
 from .radio import RadioError
@@ -89,6 +89,45 @@ def cmd_multitest(args: argparse.Namespace) -> int:
     return 0 if all(r.outcome in ("pass", "skip", "excluded") for r in results) else 1
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    tree = prepared_tree(args)
+    for variant in UNIX_VARIANTS:
+        build_unix(tree, variant)
+    test_dir = tree / "tests" / "multi_bluetooth"
+    files = matrix.write_cells(test_dir, test_dir / "matrix")
+    results: dict[tuple[str, str], list] = {}
+
+    def run_pair(pair: tuple[str, str], tests: list[Path]) -> list:
+        print(f"== {'/'.join(pair)}", flush=True)
+        results[pair] = run_suite(
+            tree, tests, pair, args.trace, args.verbose, public_addresses=args.public
+        )
+        return results[pair]
+
+    outcomes = matrix.run(files, run_pair)
+    print(matrix.format_matrix(outcomes, args.public))
+    return 0 if all(o == "pass" for o in outcomes.values()) else 1
+
+
+def cmd_series(args: argparse.Namespace) -> int:
+    base = args.base or (Path(args.micropy_dir) if args.micropy_dir else None)
+    if base is None or not base.is_dir():
+        raise series.SeriesError("give the upstream tree to export against: --base DIR")
+    lock = load_lock(REPO_ROOT / "upstream.lock")
+    work = series.SERIES_DIR / (args.name or base.resolve().name)
+    report = series.export(base.resolve(), work, lock, args.author, build_each=not args.no_build)
+    if args.suite:
+        repo = work / "tree"
+        binary = repo / "ports" / "unix" / f"build-{series.BUILD_VARIANT}" / "micropython"
+        stacks = (series.BUILD_VARIANT, series.BUILD_VARIANT)
+        results = run_suite(repo, suite_tests(repo), stacks, binaries={stacks[0]: binary})
+        report.suite = series.suite_verdict("/".join(stacks), results)
+    text = series.format_report(report)
+    print(text)
+    (work / "report.md").write_text(text + "\n")
+    return 0 if report.ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     cmd_build(argparse.Namespace(**vars(args), variant=None))
     args.stacks, args.tests = ("btstack", "btstack"), [DEMO_TEST]
@@ -124,24 +163,52 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
     p.add_argument("-v", "--verbose", action="store_true", help="show output of failed tests")
     p.add_argument("tests", nargs="*", help="test file names (default: the whole directory)")
+    p = sub.add_parser("matrix", help="bonding matrix: stack pairs x legacy/SC x restart side")
+    p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
+    p.add_argument("-v", "--verbose", action="store_true", help="show output of failed tests")
+    p.add_argument(
+        "--random-addresses",
+        dest="public",
+        action="store_false",
+        help="controllers without a public address (devices use random static addresses)",
+    )
     p = sub.add_parser("demo", help="build, then pair two BTstack instances over the radio")
     p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
     p = sub.add_parser("rp2", help="build rp2 firmware (Pico W / Pico 2 W) into build/rp2-<BOARD>")
     p.add_argument("--board", action="append", choices=rp2.BOARDS, help="default: RPI_PICO_W")
     p = sub.add_parser("size", help="benchmark: rp2 firmware size, upstream vs overlay vs store")
     p.add_argument("--board", action="append", choices=rp2.BOARDS, help="default: all")
+    p = sub.add_parser(
+        "series", help="export patches/series as git commits on an upstream tree and check them"
+    )
+    p.add_argument("--base", type=Path, help="upstream tree (default: $MICROPY_DIR)")
+    p.add_argument("--name", help="work directory build/series/NAME (default: the tree's name)")
+    p.add_argument("--author", help="'Name <email>' to author and sign off every commit")
+    p.add_argument("--no-build", action="store_true", help="do not build after each step")
+    p.add_argument(
+        "--suite", action="store_true", help="run multi_bluetooth (btstack/btstack) at the end"
+    )
     args = parser.parse_args(argv)
     handler = {
         "prepare": cmd_prepare,
         "build": cmd_build,
         "multitest": cmd_multitest,
+        "matrix": cmd_matrix,
         "demo": cmd_demo,
         "rp2": cmd_rp2,
         "size": cmd_size,
+        "series": cmd_series,
     }[args.command]
     try:
         return handler(args) or 0
-    except (LockError, UpstreamError, OverlayError, BuildError, RadioError) as e:
+    except (
+        LockError,
+        UpstreamError,
+        OverlayError,
+        BuildError,
+        RadioError,
+        series.SeriesError,
+    ) as e:
         print(f"mpoverlay: error: {e}", file=sys.stderr)
         return 2
 

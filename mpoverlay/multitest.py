@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ EXCLUDED = {
 }
 
 TEST_TIMEOUT_S = 240
+# What run-multitests.py gives an instance (relative to the test's directory).
+DEFAULT_MICROPYPATH = ".frozen:../extmod"
 # The runner's verdict: "<file> on <instances>: pass", or with -s (show output)
 # the verdict alone on a line after the output.
 _RESULT_RE = re.compile(r"^(?:\S+ on \S+: )?(?P<result>pass|skip|FAIL)$", re.M)
@@ -44,30 +47,66 @@ class Result:
         return "" if self.outcome == "pass" else self.output
 
 
-def instance_arg(binary: Path, pty: str, home: Path) -> str:
+def instance_arg(
+    binary: Path, pty: str, home: Path, micropypath: str = DEFAULT_MICROPYPATH
+) -> str:
     """A ``-t`` argument for run-multitests.py.
 
     Environment given there replaces the instance's whole environment, so it
-    also carries the MICROPYPATH that run-multitests.py would have set.  Each
-    instance gets a HOME of its own, where the unix port keeps its bonds
-    (~/.micropython/btstack_bonds), like two separate devices.
+    also carries the MICROPYPATH that run-multitests.py would have set (or
+    ``micropypath``).  Each instance gets a HOME of its own, where the unix
+    port keeps its bonds (~/.micropython/btstack_bonds), like two separate
+    devices.
     """
-    return f"exec:{binary},MICROPYBTUART={pty},MICROPYPATH=.frozen:../extmod,HOME={home}"
+    # run-multitests.py splits the argument at ',' and each variable at '='.
+    if "," in str(binary):
+        raise ValueError(f"run-multitests.py cannot run {binary} (',' in the path)")
+    for value in (pty, str(home), micropypath):
+        if "," in value or "=" in value:
+            raise ValueError(f"run-multitests.py cannot pass {value!r} (',' or '=')")
+    return f"exec:{binary},MICROPYBTUART={pty},MICROPYPATH={micropypath},HOME={home}"
+
+
+def write_launcher(path: Path, binary: Path) -> Path:
+    """A script at ``path`` that runs ``binary`` in the instance's HOME.
+
+    run-multitests.py starts every instance in the test file's directory, so
+    two instances share their working directory where two boards would each
+    have a filesystem of their own: a file a test names relatively (e.g.
+    aioble's default ``ble_secrets.json``) would be written by one instance
+    and read by the other.  The launcher makes HOME the instance's own
+    working directory, kept across restarts (expect_reboot runs it again).
+    """
+    path.write_text(f'#!/bin/sh\ncd "$HOME" || exit 1\nexec {shlex.quote(str(binary))} "$@"\n')
+    path.chmod(0o755)
+    return path
 
 
 def _run_one(
-    tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None, show: bool = False
+    tree: Path,
+    test: Path,
+    stacks: tuple[str, ...],
+    trace: Path | None,
+    show: bool = False,
+    public_addresses: bool = False,
+    micropypath: str = DEFAULT_MICROPYPATH,
+    binaries: Mapping[str, Path] | None = None,
+    own_directory: bool = False,
 ) -> Result:
     t0 = time.monotonic()
+    radio_process = RadioProcess(len(stacks), trace, public_addresses)
     with (
-        RadioProcess(count=len(stacks), trace_dir=trace) as radio,
+        radio_process as radio,
         tempfile.TemporaryDirectory(prefix="multitest-home-") as homes,
     ):
         cmd = [sys.executable, str(tree / "tests" / "run-multitests.py")]
         for i, (stack, pty) in enumerate(zip(stacks, radio.ptys, strict=True)):
             home = Path(homes) / f"instance{i}"
             home.mkdir()
-            cmd += ["-t", instance_arg(unix_binary(stack), pty, home)]
+            binary = (binaries or {}).get(stack) or unix_binary(stack)
+            if own_directory:
+                binary = write_launcher(Path(homes) / f"instance{i}.sh", binary)
+            cmd += ["-t", instance_arg(binary, pty, home, micropypath)]
         cmd += ["-r", str(tree / "tests" / "results"), *(["-s"] if show else []), str(test)]
         proc = subprocess.Popen(
             cmd,
@@ -96,14 +135,33 @@ def run_suite(
     trace: Path | None = None,
     verbose: bool = False,
     show_output: bool = False,
+    public_addresses: bool = False,
+    micropypath: str = DEFAULT_MICROPYPATH,
+    binaries: Mapping[str, Path] | None = None,
+    own_directory: bool = False,
 ) -> list[Result]:
+    """Run each test on a fresh radio; public_addresses gives every controller
+    a public address (else the devices use random static addresses),
+    micropypath is the instances' MICROPYPATH, and binaries maps a stack to
+    the firmware to run (default: ours, in build/unix-<stack>); with
+    own_directory each instance runs in its HOME (see write_launcher)."""
     results = []
     for test in sorted(tests):
         if test.name in EXCLUDED:
             results.append(Result(test.name, "excluded", 0.0, EXCLUDED[test.name]))
             print(f"{test.name}: excluded ({EXCLUDED[test.name]})", flush=True)
             continue
-        r = _run_one(tree, test, stacks, trace, show_output)
+        r = _run_one(
+            tree,
+            test,
+            stacks,
+            trace,
+            show_output,
+            public_addresses,
+            micropypath,
+            binaries,
+            own_directory,
+        )
         print(f"{test.name}: {r.outcome} ({r.seconds:.1f} s)", flush=True)
         if show_output or (verbose and r.detail):
             print(r.output)

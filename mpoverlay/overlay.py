@@ -24,6 +24,8 @@ from .gitutil import env_outside_repo, head_commit
 
 OVERLAY_DIRS = ("extmod", "ports", "lib", "tests", "tools", "docs")
 STAMP_NAME = ".overlay-stamp"
+# A patches/series line "local PATH..." names overlay files kept out of upstream.
+LOCAL_KEYWORD = "local"
 _SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 
 
@@ -70,15 +72,50 @@ class Overlay:
             return []
         return [entry.patch for entry in self.series_entries()]
 
-    def series_entries(self) -> list[SeriesEntry]:
-        """``patches/series`` in order: each patch with the new files of its commit."""
+    def _series_lines(self) -> list[tuple[int, list[str]]]:
         series_file = self.patches_dir / "series"
         if not series_file.is_file():
             return []
-        entries = []
+        lines: list[tuple[int, list[str]]] = []
         for lineno, line in enumerate(series_file.read_text().splitlines(), 1):
             words = line.split("#", 1)[0].split()
             if not words:
+                continue
+            if line[0].isspace():
+                # An indented line continues the entry above with more files.
+                if not lines:
+                    raise OverlayError(f"patches/series:{lineno}: continues no entry")
+                lines[-1][1].extend(words)
+            else:
+                lines.append((lineno, words))
+        return lines
+
+    def local_paths(self) -> list[Path]:
+        """Overlay files and directories (``local`` lines of ``patches/series``)
+        that belong to this project's test rig and are never sent upstream."""
+        found = []
+        for lineno, words in self._series_lines():
+            if words[0] != LOCAL_KEYWORD:
+                continue
+            for w in words[1:]:
+                if not (self.root / w).exists():
+                    raise OverlayError(f"patches/series:{lineno}: local path {w} not found")
+                found.append(Path(w))
+        return found
+
+    def is_local(self, rel: Path) -> bool:
+        return any(rel == p or p in rel.parents for p in self.local_paths())
+
+    def unassigned_files(self) -> list[Path]:
+        """Overlay files that neither belong to a patch's commit nor are local."""
+        assigned = {f for entry in self.series_entries() for f in entry.files}
+        return [f for f in self.files() if f not in assigned and not self.is_local(f)]
+
+    def series_entries(self) -> list[SeriesEntry]:
+        """``patches/series`` in order: each patch with the new files of its commit."""
+        entries = []
+        for lineno, words in self._series_lines():
+            if words[0] == LOCAL_KEYWORD:
                 continue
             patch = self.patches_dir / words[0]
             if not patch.is_file():

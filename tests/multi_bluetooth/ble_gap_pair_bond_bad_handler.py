@@ -63,7 +63,6 @@ def wait_for_event(event, timeout_ms):
     raise ValueError("Timeout waiting for {}".format(event))
 
 
-
 def bond_file(instance):
     return "bond_test_bad_handler_{}".format(instance)
 

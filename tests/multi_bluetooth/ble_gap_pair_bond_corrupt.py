@@ -92,7 +92,6 @@ def start(path, fresh=False):
     ble.irq(irq)
 
 
-
 def store_slots(path):
     # Walk the store file (spec/bond-store.md: 24-byte header, then slots of
     # an 8-byte slot header and a record area); return, per slot, its offset
