@@ -48,12 +48,12 @@ class Encryption:
 
 
 class AgentError(InstanceError):
-    """A command the agent answered with ERR (``exception`` and ``args`` as printed)."""
+    """A command the agent answered with ERR (``exception`` and ``values`` as printed)."""
 
     def __init__(self, command: str, exception: str, args: list[str]) -> None:
         super().__init__(f"{command}: {exception} {' '.join(args)}")
         self.exception = exception
-        self.args_ = args
+        self.values = args
 
 
 class BleAgent:

@@ -121,24 +121,29 @@ class LineInstance:
     async def _reap(self) -> None:
         assert self._process is not None
         await self._process.wait()
-        for reader in self._readers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        # The pipes close with the process, unless it left a child holding
+        # them: do not wait for that one.
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.gather(*self._readers), STOP_TIMEOUT_S)
 
     async def _read(self, stream: asyncio.StreamReader, into: list[str], eof: bool) -> None:
-        while line := await stream.readline():
-            into.append(line.decode(errors="replace").rstrip("\r\n"))
-            self._changed.set()
-        if eof:
-            self._eof = True
-            self._changed.set()
+        try:
+            while line := await stream.readline():
+                into.append(line.decode(errors="replace").rstrip("\r\n"))
+                self._changed.set()
+        except ValueError:
+            into.append("<line too long: output no longer read>")
+        finally:
+            if eof:
+                self._eof = True
+                self._changed.set()
 
     # ---------------------------------------------------------- conversation
     async def send(self, line: str) -> None:
         if self._process is None or self._process.stdin is None:
             raise InstanceError(f"{self.name}: not started")
         if self._process.returncode is not None or self._eof:
-            raise InstanceError(self._describe(f"cannot send {line!r}: the process ended"))
+            raise InstanceError(self.transcript(f"cannot send {line!r}: the process ended"))
         self._process.stdin.write(line.encode() + b"\n")
         await self._process.stdin.drain()
 
@@ -159,10 +164,10 @@ class LineInstance:
                         return match
                     if line.startswith(ERROR_PREFIX):
                         raise InstanceError(
-                            self._describe(f"{line!r} while waiting for {pattern!r}")
+                            self.transcript(f"{line!r} while waiting for {pattern!r}")
                         )
                 if self._eof:
-                    raise InstanceError(self._describe(f"output ended waiting for {pattern!r}"))
+                    raise InstanceError(self.transcript(f"output ended waiting for {pattern!r}"))
                 self._changed.clear()
                 await self._changed.wait()
 
@@ -170,7 +175,7 @@ class LineInstance:
             return await asyncio.wait_for(scan(), timeout)
         except TimeoutError:
             raise InstanceError(
-                self._describe(f"no line matching {pattern!r} within {timeout} s")
+                self.transcript(f"no line matching {pattern!r} within {timeout} s")
             ) from None
 
     async def command(
@@ -185,12 +190,13 @@ class LineInstance:
         regex = re.compile(pattern)
         return [m for line in self.lines[since:] if (m := regex.fullmatch(line))]
 
-    def _describe(self, problem: str) -> str:
+    def transcript(self, problem: str = "") -> str:
+        """Everything the instance printed so far, under a header saying how it is."""
         rc = self.returncode
         state = "running" if rc is None else f"exited with {rc}"
         return "\n".join(
             [
-                f"{self.name} (pid {self.pid}, {state}): {problem}",
+                f"{self.name} (pid {self.pid}, {state}){': ' if problem else ''}{problem}",
                 "stdout:",
                 *(f"  {line}" for line in self.lines),
                 "stderr:",
