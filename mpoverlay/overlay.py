@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -137,8 +138,19 @@ class Overlay:
         return h.hexdigest()
 
 
+def has_diff(patch_text: str) -> bool:
+    """Whether a patch changes any file (else it is a commit message only)."""
+    return re.search(r"^diff --git ", patch_text, re.M) is not None
+
+
 def apply_patch(tree: Path, patch: Path) -> None:
-    """Apply one patch to ``tree`` (which need not be a git repository)."""
+    """Apply one patch to ``tree`` (which need not be a git repository).
+
+    A patch with no diff at all carries only the message of a commit that
+    adds new overlay files (e.g. a test for a submodule's project).
+    """
+    if not has_diff(patch.read_text()):
+        return
     cmd = ["git", "apply", "--whitespace=nowarn", "-p1", str(patch)]
     # Inside an enclosing git work tree (e.g. build/tree in this repository),
     # git apply would take paths relative to that repository's top and

@@ -34,7 +34,7 @@ from pathlib import Path
 from . import BUILD_DIR, REPO_ROOT
 from .lock import Lock
 from .multitest import Result
-from .overlay import BUILD_OUTPUT_EXCLUDES, Overlay, SeriesEntry, _sync
+from .overlay import BUILD_OUTPUT_EXCLUDES, Overlay, SeriesEntry, _sync, has_diff
 
 SERIES_DIR = BUILD_DIR / "series"
 BASE_AUTHOR = "Upstream base <base@example.invalid>"
@@ -193,11 +193,36 @@ def _resign(message: str, author: str) -> str:
     return "\n".join([*lines, "", f"Signed-off-by: {author}"]) + "\n"
 
 
+def _commit_message_only(repo: Path, patch: Path) -> subprocess.CompletedProcess:
+    """An (empty, for now) commit with a message-only patch's author and
+    message: its content is the entry's new files, added next."""
+    msg = repo / ".git" / "series-msg"
+    with patch.open() as f:
+        info = subprocess.run(
+            ["git", "mailinfo", str(msg), os.devnull],
+            stdin=f,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            env=_git_env(repo, None),
+        )
+    if info.returncode != 0:
+        return info
+    headers = dict(line.split(": ", 1) for line in info.stdout.splitlines() if ": " in line)
+    message = headers.get("Subject", "") + "\n\n" + msg.read_text()
+    author = f"{headers.get('Author', '')} <{headers.get('Email', '')}>"
+    env = {**_author_env(author), "GIT_AUTHOR_DATE": headers.get("Date", "")}
+    return _git_run(repo, "commit", "-q", "--allow-empty", "-m", message, env=env)
+
+
 def apply_entry(
     repo: Path, overlay: Overlay, entry: SeriesEntry, step: Step, author: str | None
 ) -> None:
     """Commit ``entry`` (patch + its new files) in ``repo``; fill in ``step``."""
-    applied = _git_run(repo, "am", str(entry.patch))
+    if has_diff(entry.patch.read_text()):
+        applied = _git_run(repo, "am", str(entry.patch))
+    else:
+        applied = _commit_message_only(repo, entry.patch)
     if applied.returncode != 0:
         _git_run(repo, "am", "--abort")
         reverse = _git_run(repo, "apply", "--check", "-R", str(entry.patch))
@@ -223,11 +248,11 @@ def apply_entry(
 # -- checks --------------------------------------------------------------------
 
 
-def build(repo: Path, log: Path) -> tuple[bool, float]:
-    """Build the unix port's variants in ``repo``; True if all of them built."""
+def build(repo: Path, log: Path) -> tuple[str, float]:
+    """Build the unix port's variants in ``repo``: "ok", or which ones FAILED."""
     t0 = time.monotonic()
     log.parent.mkdir(parents=True, exist_ok=True)
-    ok = True
+    failed = []
     with log.open("w") as f:
         for variant in BUILD_VARIANTS:
             proc = subprocess.run(
@@ -238,8 +263,10 @@ def build(repo: Path, log: Path) -> tuple[bool, float]:
                 env={**os.environ, "GIT_CEILING_DIRECTORIES": str(repo.parent)},
                 check=False,
             )
-            ok = ok and proc.returncode == 0
-    return ok, time.monotonic() - t0
+            if proc.returncode != 0:
+                failed.append(variant)
+    verdict = f"FAILED ({', '.join(failed)})" if failed else "ok"
+    return verdict, time.monotonic() - t0
 
 
 def changed_files(repo: Path, commit: str) -> list[str]:
@@ -362,13 +389,11 @@ def export(
             "(Debian: apt-get install uncrustify)"
         )
     if build_each:
-        ok, _ = build(repo, work / "logs" / "00-base.log")
-        report.base_build = "ok" if ok else "FAILED"
+        report.base_build, _ = build(repo, work / "logs" / "00-base.log")
     for i, entry in enumerate(overlay.series_entries(), 1):
         text = entry.patch.read_text()
-        step = Step(
-            entry.patch.name, patch_subject(text), patch_target(patch_paths(text), submodules)
-        )
+        paths = [*patch_paths(text), *(str(f) for f in entry.files)]
+        step = Step(entry.patch.name, patch_subject(text), patch_target(paths, submodules))
         report.steps.append(step)
         apply_entry(repo, overlay, entry, step, author)
         print(f"series: {step.patch}: {step.status}", flush=True)
@@ -379,8 +404,8 @@ def export(
             if not tools_missing:
                 step.format_issues = check_format(repo, changed_files(repo, step.commit))
         if build_each:
-            ok, step.build_seconds = build(repo, work / "logs" / f"{i:02d}-{step.patch}.log")
-            step.build = "ok" if ok else "FAILED"
+            log = work / "logs" / f"{i:02d}-{step.patch}.log"
+            step.build, step.build_seconds = build(repo, log)
             print(f"series:   build {step.build} ({step.build_seconds:.0f} s)", flush=True)
     format_patches(repo, report.steps, work / "patches")
     return report

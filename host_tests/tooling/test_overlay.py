@@ -105,3 +105,28 @@ def test_repository_series_is_consistent() -> None:
         assert "new file mode" not in text, f"{entry.patch.name} creates a file: use the overlay"
     for rel in overlay.files():
         assert rel.parts[0] in ("extmod", "ports", "lib", "tests", "tools", "docs")
+
+
+def test_message_only_patch_and_continuation_lines(
+    fake_upstream: Path, fake_repo: Path, tmp_path: Path
+) -> None:
+    """A patch with no diff (the commit of new files) applies as nothing; an
+    indented series line adds files to the entry above; local lines are no
+    patches."""
+    (fake_repo / "tests").mkdir()
+    (fake_repo / "tests" / "t.py").write_text("print(1)\n")
+    (fake_repo / "tools").mkdir()
+    (fake_repo / "tools" / "rig.py").write_text("# rig\n")
+    (fake_repo / "patches" / "0002-tests-add-t.patch").write_text(
+        "From 0 Mon Sep 17 00:00:00 2001\nSubject: [PATCH] tests: Add t.\n\nBody.\n"
+    )
+    with (fake_repo / "patches" / "series").open("a") as f:
+        f.write("0002-tests-add-t.patch\n    tests/t.py\nlocal tools/rig.py\n")
+    overlay = Overlay(fake_repo)
+    assert [e.files for e in overlay.series_entries()][1] == (Path("tests/t.py"),)
+    assert overlay.local_paths() == [Path("tools/rig.py")]
+    assert overlay.unassigned_files() == []
+    tree = tmp_path / "tree"
+    prepare(fake_upstream, tree, overlay)
+    assert (tree / "tests" / "t.py").is_file()
+    assert (tree / "tools" / "rig.py").is_file()

@@ -139,7 +139,8 @@ def test_every_step_is_committed_built_and_checked(
         up, tmp_path / "work", LOCK, "New Author <new@example.invalid>", True, Overlay(repo)
     )
     tree = tmp_path / "work" / "tree"
-    assert report.base_build == "FAILED"  # main.c returns 0 before patch 0001
+    # main.c returns 0 before patch 0001
+    assert report.base_build == "FAILED (btstack, nimble)"
     first, second = report.steps
     assert (first.status, first.build, first.log_issues) == ("applied", "ok", [])
     assert (second.status, second.target) == ("applied", "lib/btstack")
@@ -194,6 +195,35 @@ def test_bad_commit_message_is_reported(setup: tuple[Path, Path], tmp_path: Path
     report = export(up, tmp_path / "work", LOCK, None, False, Overlay(repo))
     assert report.steps[0].log_issues
     assert not report.ok
+
+
+def test_message_only_patch_commits_its_new_files(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    up, repo = setup
+    (repo / "lib" / "btstack" / "test").mkdir(parents=True)
+    (repo / "lib" / "btstack" / "test" / "sm_test.c").write_text("int t;\n")
+    (repo / "patches" / "0003-lib-btstack-add-a-test.patch").write_text(
+        "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+        "From: Old <old@example.invalid>\n"
+        "Date: Tue, 1 Dec 2026 08:00:00 +0000\n"
+        "Subject: [PATCH] lib/btstack: Add a test.\n\n"
+        "The test shows the fix.\n\n"
+        "Signed-off-by: Old <old@example.invalid>\n"
+    )
+    with (repo / "patches" / "series").open("a") as f:
+        f.write("0003-lib-btstack-add-a-test.patch\n    lib/btstack/test/sm_test.c\n")
+    report = export(up, tmp_path / "work", LOCK, None, False, Overlay(repo))
+    third = report.steps[2]
+    assert (third.status, third.target) == ("applied", "lib/btstack")
+    tree = tmp_path / "work" / "tree"
+    assert git(tree, "show", "--name-only", "--format=%s", third.commit).split("\n")[:3] == [
+        "lib/btstack: Add a test.",
+        "",
+        "lib/btstack/test/sm_test.c",
+    ]
+    [_, new] = sorted((tmp_path / "work" / "patches" / "lib-btstack").iterdir())
+    assert "diff --git a/test/sm_test.c b/test/sm_test.c" in new.read_text()
 
 
 def test_badly_formatted_c_file_is_reported(setup: tuple[Path, Path], tmp_path: Path) -> None:
