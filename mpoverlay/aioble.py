@@ -1,0 +1,111 @@
+"""Run micropython-lib's aioble multitests between unix instances over the radio.
+
+aioble is pure Python and is not frozen into the firmware: each instance
+imports it from the build tree's micropython-lib, through MICROPYPATH.
+run-multitests.py starts an instance in its test file's directory
+(``aioble/multitests``), so the path is given absolute.  Our own aioble
+multitests live in the overlay at the same upstream path and so sit next to
+upstream's in the build tree.  Each instance runs in a directory of its own,
+as a board has its own filesystem: aioble keeps its secrets in a file named
+relative to the working directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .multitest import Result, run_suite
+
+# micropython-lib's aioble (its package is the ``aioble`` directory inside).
+AIOBLE_DIR = Path("lib/micropython-lib/micropython/bluetooth/aioble")
+MULTITESTS_DIR = AIOBLE_DIR / "multitests"
+# instance0/instance1 stacks: both homogeneous pairs, and each stack in each
+# role of a mixed pair.
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("btstack", "btstack"),
+    ("nimble", "nimble"),
+    ("btstack", "nimble"),
+    ("nimble", "btstack"),
+)
+
+
+def micropypath(tree: Path) -> str:
+    """MICROPYPATH for an instance: frozen modules (asyncio), then aioble."""
+    return f".frozen:{(tree / AIOBLE_DIR).resolve()}"
+
+
+def aioble_tests(tree: Path) -> list[Path]:
+    """The aioble multitests in the build tree (upstream's and ours)."""
+    return sorted((tree / MULTITESTS_DIR).glob("*.py"))
+
+
+def select_tests(tree: Path, names: Iterable[str]) -> list[Path]:
+    """Named tests (all of them if none is named); an unknown name is an error."""
+    tests = aioble_tests(tree)
+    names = list(names)
+    if not names:
+        return tests
+    by_name = {t.name: t for t in tests}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"no such aioble multitest: {', '.join(unknown)}")
+    return [by_name[n] for n in names]
+
+
+Cells = dict[tuple[str, str], Result]  # {(pair "a/b", test name): result}
+RunSuite = Callable[..., list[Result]]
+
+
+def run(
+    tree: Path,
+    tests: list[Path],
+    pairs: Iterable[tuple[str, str]],
+    verbose: bool = False,
+    trace: Path | None = None,
+    suite: RunSuite = run_suite,
+) -> Cells:
+    """Run every test on every stack pair, each on a fresh radio."""
+    cells: Cells = {}
+    for stacks in pairs:
+        pair = "/".join(stacks)
+        print(f"== aioble multitests on {pair}", flush=True)
+        results = suite(
+            tree, tests, stacks, trace, verbose, micropypath=micropypath(tree), own_directory=True
+        )
+        for r in results:
+            cells[pair, r.test] = r
+    return cells
+
+
+def format_table(cells: Cells, notes: dict[tuple[str, str], str] | None = None) -> str:
+    """A Markdown table, a row per test and a column per pair; a cell that
+    did not pass gets a footnote when ``notes`` names its cause."""
+    notes = notes or {}
+    pairs = list(dict.fromkeys(p for p, _ in cells))
+    tests = sorted({t for _, t in cells})
+    causes: dict[str, int] = {}
+    rows = []
+    for test in tests:
+        row = [test]
+        for pair in pairs:
+            r = cells.get((pair, test))
+            text = r.outcome if r else "-"
+            why = notes.get((pair, test), "") if r and r.outcome != "pass" else ""
+            if why:
+                text += f" [{causes.setdefault(why, len(causes) + 1)}]"
+            row.append(text)
+        rows.append(row)
+    head = ["test", *pairs]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |"
+        for r in [head, *rows]
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += [f"[{n}] {why}" for why, n in causes.items()]
+    counts: dict[str, int] = {}
+    for r in cells.values():
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return "\n".join(lines)
