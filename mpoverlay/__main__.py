@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import REPO_ROOT, matrix, rp2, series, size, tree
+from . import REPO_ROOT, aioble, matrix, rp2, series, size, tree
 from .build import UNIX_VARIANTS, BuildError, build_unix
 from .lock import LockError, load_lock
 from .multitest import format_table, run_suite, suite_tests
@@ -87,6 +87,21 @@ def cmd_multitest(args: argparse.Namespace) -> int:
     )
     print(format_table(args.stacks, results))
     return 0 if all(r.outcome in ("pass", "skip", "excluded") for r in results) else 1
+
+
+def cmd_aioble(args: argparse.Namespace) -> int:
+    tree = prepared_tree(args)
+    pairs = args.stacks or list(aioble.PAIRS)
+    for variant in sorted({stack for pair in pairs for stack in pair}):
+        build_unix(tree, variant)
+    try:
+        tests = aioble.select_tests(tree, args.tests)
+    except aioble.UnknownTestError as e:
+        print(f"mpoverlay: error: {e}", file=sys.stderr)
+        return 2
+    cells = aioble.run(tree, tests, pairs, args.verbose, args.trace)
+    print(aioble.format_table(cells))
+    return 0 if aioble.all_passed(cells) else 1
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -163,6 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
     p.add_argument("-v", "--verbose", action="store_true", help="show output of failed tests")
     p.add_argument("tests", nargs="*", help="test file names (default: the whole directory)")
+    p = sub.add_parser("aioble", help="run micropython-lib's aioble multitests over the radio")
+    p.add_argument(
+        "--stacks",
+        type=_stacks,
+        action="append",
+        help="instance0/instance1 stacks, e.g. btstack/btstack (repeatable; default: all pairs)",
+    )
+    p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
+    p.add_argument("-v", "--verbose", action="store_true", help="show output of failed tests")
+    p.add_argument("tests", nargs="*", help="test file names (default: all aioble multitests)")
     p = sub.add_parser("matrix", help="bonding matrix: stack pairs x legacy/SC x restart side")
     p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
     p.add_argument("-v", "--verbose", action="store_true", help="show output of failed tests")
@@ -193,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "prepare": cmd_prepare,
         "build": cmd_build,
         "multitest": cmd_multitest,
+        "aioble": cmd_aioble,
         "matrix": cmd_matrix,
         "demo": cmd_demo,
         "rp2": cmd_rp2,

@@ -40,6 +40,10 @@ def aioble_tests(tree: Path) -> list[Path]:
     return sorted((tree / MULTITESTS_DIR).glob("*.py"))
 
 
+class UnknownTestError(ValueError):
+    """A test named on the command line is not among the aioble multitests."""
+
+
 def select_tests(tree: Path, names: Iterable[str]) -> list[Path]:
     """Named tests (all of them if none is named); an unknown name is an error."""
     tests = aioble_tests(tree)
@@ -49,7 +53,7 @@ def select_tests(tree: Path, names: Iterable[str]) -> list[Path]:
     by_name = {t.name: t for t in tests}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise ValueError(f"no such aioble multitest: {', '.join(unknown)}")
+        raise UnknownTestError(f"no such aioble multitest: {', '.join(unknown)}")
     return [by_name[n] for n in names]
 
 
@@ -76,6 +80,11 @@ def run(
         for r in results:
             cells[pair, r.test] = r
     return cells
+
+
+def all_passed(cells: Cells) -> bool:
+    """Whether no cell failed (a skip, e.g. for a missing feature, is not a failure)."""
+    return all(r.outcome in ("pass", "skip", "excluded") for r in cells.values())
 
 
 def format_table(cells: Cells, notes: dict[tuple[str, str], str] | None = None) -> str:

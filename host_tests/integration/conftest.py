@@ -31,24 +31,34 @@ def built_tree() -> Path:
 
 # Outcome of every multi_bluetooth case run in this session: {(pair, test): outcome}.
 RESULTS: dict[tuple[str, str], str] = {}
+# The same for micropython-lib's aioble multitests (test_aioble.py).
+AIOBLE_RESULTS: dict[tuple[str, str], str] = {}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the suite as a table: one row per test, one column per stack pair."""
-    if not RESULTS:
-        return
-    pairs = sorted({p for p, _ in RESULTS}, key=lambda p: (p.split("/")[0] != p.split("/")[1], p))
-    tests = sorted({t for _, t in RESULTS})
+    """Print each suite as a table: one row per test, one column per stack pair."""
+    for title, results in (
+        ("multi_bluetooth over the virtual radio", RESULTS),
+        ("aioble multitests over the virtual radio", AIOBLE_RESULTS),
+    ):
+        if results:
+            _write_table(terminalreporter, title, results)
+
+
+def _write_table(
+    tr: pytest.TerminalReporter, title: str, results: dict[tuple[str, str], str]
+) -> None:
+    pairs = sorted({p for p, _ in results}, key=lambda p: (p.split("/")[0] != p.split("/")[1], p))
+    tests = sorted({t for _, t in results})
     width = max(len(t) for t in tests)
-    tr = terminalreporter
-    tr.section("multi_bluetooth over the virtual radio")
+    tr.section(title)
     tr.write_line(" | ".join([f"{'test':<{width}}", *pairs]))
     for test in tests:
-        cells = [f"{RESULTS.get((p, test), '-'):<{len(p)}}" for p in pairs]
+        cells = [f"{results.get((p, test), '-'):<{len(p)}}" for p in pairs]
         tr.write_line(" | ".join([f"{test:<{width}}", *cells]))
     for pair in pairs:
         counts: dict[str, int] = {}
-        for (p, _), outcome in RESULTS.items():
+        for (p, _), outcome in results.items():
             if p == pair:
                 counts[outcome] = counts.get(outcome, 0) + 1
         tr.write_line(f"{pair}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
