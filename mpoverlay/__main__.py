@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import REPO_ROOT, aioble, matrix, rp2, series, size, tree
+from . import BUILD_DIR, REPO_ROOT, aioble, matrix, rp2, series, size, tree
 from .build import UNIX_VARIANTS, BuildError, build_unix
 from .lock import LockError, load_lock
 from .multitest import format_table, run_suite, suite_tests
@@ -109,19 +109,25 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     for variant in UNIX_VARIANTS:
         build_unix(tree, variant)
     test_dir = tree / "tests" / "multi_bluetooth"
-    files = matrix.write_cells(test_dir, test_dir / "matrix")
-    results: dict[tuple[str, str], list] = {}
+    # Outside build/tree: preparing the tree again (another rig) must not
+    # delete the cells while they run.
+    files = matrix.write_cells(test_dir, BUILD_DIR / "matrix")
+    ok = True
+    for addresses in args.addresses or matrix.ADDRESSES:
+        public = addresses == "public"
 
-    def run_pair(pair: tuple[str, str], tests: list[Path]) -> list:
-        print(f"== {'/'.join(pair)}", flush=True)
-        results[pair] = run_suite(
-            tree, tests, pair, args.trace, args.verbose, public_addresses=args.public
+        def run_pair(pair: tuple[str, str], tests: list[Path], public: bool = public) -> list:
+            kind = "public" if public else "random"
+            print(f"== {'/'.join(pair)}, {kind} addresses", flush=True)
+            return run_suite(tree, tests, pair, args.trace, args.verbose, public_addresses=public)
+
+        outcomes = matrix.run(files, run_pair)
+        print(matrix.format_matrix(outcomes, public), flush=True)
+        ok = ok and all(
+            o == matrix.expected_outcome(pair, cell, public)
+            for (pair, cell), o in outcomes.items()
         )
-        return results[pair]
-
-    outcomes = matrix.run(files, run_pair)
-    print(matrix.format_matrix(outcomes, args.public))
-    return 0 if all(o == "pass" for o in outcomes.values()) else 1
+    return 0 if ok else 1
 
 
 def cmd_series(args: argparse.Namespace) -> int:
@@ -192,10 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
     p.add_argument("-v", "--verbose", action="store_true", help="show output of failed tests")
     p.add_argument(
-        "--random-addresses",
-        dest="public",
-        action="store_false",
-        help="controllers without a public address (devices use random static addresses)",
+        "--addresses",
+        action="append",
+        choices=matrix.ADDRESSES,
+        help="controllers with a public address, or none (devices use random static"
+        " addresses); default: both",
     )
     p = sub.add_parser("demo", help="build, then pair two BTstack instances over the radio")
     p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")

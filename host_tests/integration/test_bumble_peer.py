@@ -202,21 +202,9 @@ def test_peer_forgets_bond(
     run(scenario())
 
 
-# Found with this suite; the xfail below turns into a failure once it is fixed.
-REPAIR_REPORTED_TWICE = (
-    "patch 0006 (extmod/btstack/modbluetooth_btstack.c, HCI_EVENT_ENCRYPTION_CHANGE): the "
-    "update during a pairing is held back only while sm_le_db_index == -1, so a new "
-    "pairing with a peer we already have a bond with reports _IRQ_ENCRYPTION_UPDATE "
-    "twice: at the encryption change, before the new keys are stored, and at "
-    "SM_EVENT_PAIRING_COMPLETE"
-)
-
-
-class ReportedBeforeStored(Exception):
-    """An encryption update came before the new keys were stored, and another after."""
-
-
-@pytest.mark.xfail(raises=ReportedBeforeStored, strict=True, reason=REPAIR_REPORTED_TWICE)
+# Found with this suite (fixed in patch 0006): a new pairing with a peer we
+# already had a bond with reported _IRQ_ENCRYPTION_UPDATE twice, once before
+# the new keys were stored.
 @pytest.mark.parametrize("role", ROLES)
 def test_new_pairing_with_a_bonded_peer_reports_encryption_once(
     built_tree: Path, tmp_path: Path, role: str
@@ -244,41 +232,33 @@ def test_new_pairing_with_a_bonded_peer_reports_encryption_once(
             # One update, once the new bond is complete (as for a first pairing).
             updates = agent.instance.seen(r"(?:ENC|SET_SECRET) .*", since=start)
             order = [m[0].split()[0] for m in updates]
-            if order == ["ENC", "SET_SECRET", "ENC"]:
-                raise ReportedBeforeStored([m[0] for m in updates])
-            assert order == ["SET_SECRET", "ENC"], stored.string
+            assert order == ["SET_SECRET", "ENC"], (stored.string, [m[0] for m in updates])
             await r.unlink(agent, link)
 
     run(scenario())
 
 
-RPA_UNSUPPORTED = (
-    "BTstack binding: ble.config(addr_mode=2) raises OSError(EINVAL): "
-    "mp_bluetooth_set_address_mode() (extmod/btstack/modbluetooth_btstack.c) answers "
-    "MP_BLUETOOTH_ADDRESS_MODE_RPA and _NRPA with MP_EINVAL ('Not yet supported')"
-)
+def test_rpa_needs_a_public_identity_address(built_tree: Path, tmp_path: Path) -> None:
+    """Without a public address, addr_mode=2 is refused (EINVAL): BTstack's SM
+    would give peers the (absent) public address as the identity (patch 0020)."""
+
+    async def scenario() -> None:
+        async with rig(tmp_path, "peripheral", sc=True, public=False) as r:
+            agent = await r.boot()
+            await agent.activate(sc=True)
+            with pytest.raises(AgentError) as error:
+                await agent.config(addr_mode=2)
+            assert (error.value.exception, error.value.values) == ("OSError", [str(errno.EINVAL)])
+
+    run(scenario())
 
 
-class RpaRejected(Exception):
-    """ble.config(addr_mode=2) failed with EINVAL."""
-
-
-async def use_rpa(agent: BleAgent) -> None:
-    try:
-        await agent.config(addr_mode=2)
-    except AgentError as error:
-        if (error.exception, error.values) == ("OSError", [str(errno.EINVAL)]):
-            raise RpaRejected(str(error)) from None
-        raise
-
-
-@pytest.mark.xfail(raises=RpaRejected, strict=True, reason=RPA_UNSUPPORTED)
 def test_rpa_resolves_to_the_bond_after_power_cut(built_tree: Path, tmp_path: Path) -> None:
     """addr_mode=2: after a power cut we advertise a new RPA that the peer resolves
     with the IRK it stored (so the IR survived), then it re-encrypts."""
 
     async def scenario() -> None:
-        async with rig(tmp_path, "peripheral", sc=True, public=False) as r:
+        async with rig(tmp_path, "peripheral", sc=True, public=True) as r:
 
             async def advertised(agent: BleAgent) -> hci.Address:
                 await agent.advertise()
@@ -287,10 +267,10 @@ def test_rpa_resolves_to_the_bond_after_power_cut(built_tree: Path, tmp_path: Pa
 
             first = await r.boot()
             identity = await first.activate(sc=True)
-            await use_rpa(first)
+            await first.config(addr_mode=2)
             rpa = await advertised(first)
             assert rpa.is_resolvable and rpa != identity
-            connection = await connect(r.peer, rpa, public=False)
+            connection = await connect(r.peer, rpa, public=r.public)
             handle, _ = await first.wait_connection("CENTRAL_CONNECT")
             link = Link(handle, r.security.of(connection))
             await r.secure(first, link, bonded=False)
@@ -302,11 +282,11 @@ def test_rpa_resolves_to_the_bond_after_power_cut(built_tree: Path, tmp_path: Pa
 
             second = await r.boot()
             assert await second.activate(sc=True) == identity
-            await use_rpa(second)
+            await second.config(addr_mode=2)
             rpa = await advertised(second)
             assert rpa.is_resolvable and rpa != identity
             assert await resolve(r.keystore, rpa) == identity
-            connection = await connect(r.peer, rpa, public=False)
+            connection = await connect(r.peer, rpa, public=r.public)
             handle, _ = await second.wait_connection("CENTRAL_CONNECT")
             link = Link(handle, r.security.of(connection))
             await r.secure(second, link, bonded=True)
