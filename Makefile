@@ -6,6 +6,11 @@
 #                        when an upstream tree is available (MICROPY_DIR=...)
 #   make rp2 BOARD=RPI_PICO_W|RPI_PICO2_W
 #                        rp2 firmware into build/rp2-<BOARD>/firmware.{uf2,elf}
+#   make matrix          bonding matrix: stack pairs x legacy/SC x restart side,
+#                        public and random static addresses
+#   make aioble          micropython-lib's aioble multitests (and ours) per stack pair
+#   make series BASE=DIR export patches/series as commits on an upstream tree
+#                        (v1.28.0 or master), building and checking each one
 #   make size            benchmark: rp2 firmware size, upstream vs overlay vs store
 #   make bench           benchmark: bond store write cost, active(1) cost with 0
 #                        and 16 bonds, reconnect time after a restart vs warm
@@ -23,10 +28,12 @@ PY := $(VENV)/bin/python
 STACKS ?= btstack/btstack
 TESTS ?=
 BOARD ?= RPI_PICO_W
+BASE ?= $(MICROPY_DIR)
+SERIES_NAME ?=
 
 export MICROPY_DIR MBEDTLS_DIR PICOTOOL_FETCH_FROM_GIT_PATH
 
-.PHONY: all venv demo unix multitest rp2 size bench test test-host lint format clean distclean
+.PHONY: all venv demo unix multitest matrix aioble series rp2 size bench test test-host lint format clean distclean
 
 all: demo
 
@@ -46,6 +53,15 @@ unix: venv
 
 multitest: venv
 	$(PY) -m mpoverlay multitest --stacks $(STACKS) $(TESTS)
+
+matrix: venv
+	$(PY) -m mpoverlay matrix
+
+aioble: venv
+	$(PY) -m mpoverlay aioble
+
+series: venv
+	$(PY) -m mpoverlay series --base $(BASE) $(if $(SERIES_NAME),--name $(SERIES_NAME)) --suite
 
 rp2: venv
 	$(PY) -m mpoverlay rp2 --board $(BOARD)
