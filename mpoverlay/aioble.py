@@ -68,14 +68,23 @@ def run(
     verbose: bool = False,
     trace: Path | None = None,
     suite: RunSuite = run_suite,
+    public_addresses: bool = False,
 ) -> Cells:
-    """Run every test on every stack pair, each on a fresh radio."""
+    """Run every test on every stack pair, each on a fresh radio (whose
+    controllers have public addresses with ``public_addresses``)."""
     cells: Cells = {}
     for stacks in pairs:
         pair = "/".join(stacks)
         print(f"== aioble multitests on {pair}", flush=True)
         results = suite(
-            tree, tests, stacks, trace, verbose, micropypath=micropypath(tree), own_directory=True
+            tree,
+            tests,
+            stacks,
+            trace,
+            verbose,
+            micropypath=micropypath(tree),
+            own_directory=True,
+            public_addresses=public_addresses,
         )
         for r in results:
             cells[pair, r.test] = r

@@ -176,13 +176,36 @@ def test_run_gives_each_pair_the_aioble_environment(tmp_path: Path):
     assert [c[2] for c in calls] == pairs
     for tree_arg, tests_arg, _, trace, verbose, kwargs in calls:
         assert (tree_arg, tests_arg, trace, verbose) == (tree, tests, None, True)
-        assert kwargs == {"micropypath": aioble.micropypath(tree), "own_directory": True}
+        assert kwargs == {
+            "micropypath": aioble.micropypath(tree),
+            "own_directory": True,
+            "public_addresses": False,
+        }
     assert {k: r.outcome for k, r in cells.items()} == {
         ("btstack/btstack", "ble_notify.py"): "pass",
         ("btstack/btstack", OUR_TEST): "pass",
         ("nimble/btstack", "ble_notify.py"): "fail",
         ("nimble/btstack", OUR_TEST): "fail",
     }
+
+
+def test_run_passes_public_addresses_on(tmp_path: Path):
+    tree = fake_tree(tmp_path / "tree", ["ble_notify.py"])
+    seen = []
+
+    def suite(*args, **kwargs):
+        seen.append(kwargs["public_addresses"])
+        return [result("ble_notify.py", "pass")]
+
+    aioble.run(tree, aioble.select_tests(tree, []), [("nimble", "nimble")], suite=suite)
+    aioble.run(
+        tree,
+        aioble.select_tests(tree, []),
+        [("nimble", "nimble")],
+        suite=suite,
+        public_addresses=True,
+    )
+    assert seen == [False, True]
 
 
 def test_default_pairs_cover_each_stack_in_each_role():
