@@ -6,8 +6,8 @@ commit per entry (the patch plus the new files that belong to it), and:
 
 - reports a patch that does not apply as *needs rebase* (or as *already
   upstream* when it applies in reverse) and goes on with the next one;
-- builds the unix port (BTstack and NimBLE variants) after every step, so
-  every commit builds;
+- builds the unix port (BTstack, NimBLE, and BTstack without the bond
+  store) after every step, so every commit builds;
 - runs upstream's ``tools/codeformat.py -c`` on each commit's C files and
   ``tools/verifygitlog.py`` on each commit message;
 - optionally runs the ``multi_bluetooth`` suite on the final tree.
@@ -38,9 +38,19 @@ from .overlay import BUILD_OUTPUT_EXCLUDES, Overlay, SeriesEntry, _sync, has_dif
 
 SERIES_DIR = BUILD_DIR / "series"
 BASE_AUTHOR = "Upstream base <base@example.invalid>"
-# The unix variants built after every step (local files): BTstack, and
-# NimBLE for the patches that change the NimBLE binding or shared code.
-BUILD_VARIANTS = ("btstack", "nimble")
+# The unix builds made after every step, as make arguments (the variants are
+# local files): BTstack, NimBLE for the patches that change the NimBLE binding
+# or shared code, and BTstack without the bond store (the RAM-only device DB,
+# as MICROPY_BLUETOOTH_BTSTACK_BOND_STORE=0 builds it on any port).
+BUILD_CONFIGS: dict[str, tuple[str, ...]] = {
+    "btstack": ("VARIANT=btstack",),
+    "nimble": ("VARIANT=nimble",),
+    "btstack-nostore": (
+        "VARIANT=btstack",
+        "MICROPY_BLUETOOTH_BTSTACK_BOND_STORE=0",
+        "BUILD=build-btstack-nostore",
+    ),
+}
 # The variant the multi_bluetooth suite runs on the final tree.
 BUILD_VARIANT = "btstack"
 EXPECTED_TABLE = REPO_ROOT / "host_tests" / "integration" / "expected.toml"
@@ -254,9 +264,9 @@ def build(repo: Path, log: Path) -> tuple[str, float]:
     log.parent.mkdir(parents=True, exist_ok=True)
     failed = []
     with log.open("w") as f:
-        for variant in BUILD_VARIANTS:
+        for name, make_args in BUILD_CONFIGS.items():
             proc = subprocess.run(
-                ["make", f"-j{os.cpu_count() or 2}", f"VARIANT={variant}"],
+                ["make", f"-j{os.cpu_count() or 2}", *make_args],
                 cwd=repo / "ports" / "unix",
                 stdout=f,
                 stderr=subprocess.STDOUT,
@@ -264,7 +274,7 @@ def build(repo: Path, log: Path) -> tuple[str, float]:
                 check=False,
             )
             if proc.returncode != 0:
-                failed.append(variant)
+                failed.append(name)
     verdict = f"FAILED ({', '.join(failed)})" if failed else "ok"
     return verdict, time.monotonic() - t0
 
@@ -328,6 +338,8 @@ def check_message(repo: Path, commit: str) -> list[str]:
     return [] if proc.returncode == 0 and lines[-1:] == ["ok"] else lines
 
 
+# Projects whose commit messages follow MicroPython's rules (verifygitlog.py).
+SAME_COMMIT_RULES = ("micropython", "lib/micropython-lib")
 # What upstream's codeformat.py -c runs.
 FORMAT_TOOLS = ("uncrustify",)
 
@@ -399,8 +411,9 @@ def export(
         print(f"series: {step.patch}: {step.status}", flush=True)
         if step.status != "applied":
             continue
-        if step.target == "micropython":
+        if step.target in SAME_COMMIT_RULES:
             step.log_issues = check_message(repo, step.commit)
+        if step.target == "micropython":
             if not tools_missing:
                 step.format_issues = check_format(repo, changed_files(repo, step.commit))
         if build_each:
@@ -419,7 +432,7 @@ def format_report(report: Report) -> str:
         fmt = "-" if s.status != "applied" or s.target != "micropython" else "ok"
         if s.format_issues:
             fmt = "changes " + ", ".join(s.format_issues)
-        log = "-" if s.status != "applied" or s.target != "micropython" else "ok"
+        log = "-" if s.status != "applied" or s.target not in SAME_COMMIT_RULES else "ok"
         if s.log_issues:
             log = "; ".join(s.log_issues)
         build = f"{s.build} ({s.build_seconds:.0f} s)" if s.build != "not run" else s.build

@@ -140,7 +140,7 @@ def test_every_step_is_committed_built_and_checked(
     )
     tree = tmp_path / "work" / "tree"
     # main.c returns 0 before patch 0001
-    assert report.base_build == "FAILED (btstack, nimble)"
+    assert report.base_build == "FAILED (btstack, nimble, btstack-nostore)"
     first, second = report.steps
     assert (first.status, first.build, first.log_issues) == ("applied", "ok", [])
     assert (second.status, second.target) == ("applied", "lib/btstack")
