@@ -104,13 +104,16 @@ class Overlay:
                 found.append(Path(w))
         return found
 
-    def is_local(self, rel: Path) -> bool:
-        return any(rel == p or p in rel.parents for p in self.local_paths())
+    def local_files(self) -> list[Path]:
+        """The overlay files at or under a ``local`` path."""
+        local = self.local_paths()
+        return [f for f in self.files() if any(f == p or p in f.parents for p in local)]
 
     def unassigned_files(self) -> list[Path]:
         """Overlay files that neither belong to a patch's commit nor are local."""
-        assigned = {f for entry in self.series_entries() for f in entry.files}
-        return [f for f in self.files() if f not in assigned and not self.is_local(f)]
+        placed = {f for entry in self.series_entries() for f in entry.files}
+        placed.update(self.local_files())
+        return [f for f in self.files() if f not in placed]
 
     def series_entries(self) -> list[SeriesEntry]:
         """``patches/series`` in order: each patch with the new files of its commit."""

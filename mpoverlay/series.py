@@ -182,13 +182,11 @@ def init_work_repo(base: Path, repo: Path, skip: list[str]) -> None:
 
 def copy_local_files(overlay: Overlay, repo: Path) -> list[Path]:
     """Copy the local (never committed) overlay files into ``repo``; list them."""
-    copied = []
-    for rel in overlay.files():
-        if overlay.is_local(rel):
-            dest = repo / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(overlay.root / rel, dest)
-            copied.append(rel)
+    copied = overlay.local_files()
+    for rel in copied:
+        dest = repo / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(overlay.root / rel, dest)
     exclude = repo / ".git" / "info" / "exclude"
     with exclude.open("a") as f:
         f.writelines(f"/{rel}\n" for rel in copied)
