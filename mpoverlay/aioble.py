@@ -15,19 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .multitest import Result, run_suite
+from .multitest import STACK_PAIRS, Result, markdown_table, outcome_summary, run_suite
 
 # micropython-lib's aioble (its package is the ``aioble`` directory inside).
 AIOBLE_DIR = Path("lib/micropython-lib/micropython/bluetooth/aioble")
 MULTITESTS_DIR = AIOBLE_DIR / "multitests"
-# instance0/instance1 stacks: both homogeneous pairs, and each stack in each
-# role of a mixed pair.
-PAIRS: tuple[tuple[str, str], ...] = (
-    ("btstack", "btstack"),
-    ("nimble", "nimble"),
-    ("btstack", "nimble"),
-    ("nimble", "btstack"),
-)
+PAIRS = STACK_PAIRS
 
 
 def micropypath(tree: Path) -> str:
@@ -114,16 +107,7 @@ def format_table(cells: Cells, notes: dict[tuple[str, str], str] | None = None) 
                 text += f" [{causes.setdefault(why, len(causes) + 1)}]"
             row.append(text)
         rows.append(row)
-    head = ["test", *pairs]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = [
-        "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |"
-        for r in [head, *rows]
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines = markdown_table([["test", *pairs], *rows])
     lines += [f"[{n}] {why}" for why, n in causes.items()]
-    counts: dict[str, int] = {}
-    for r in cells.values():
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    lines.append(outcome_summary(r.outcome for r in cells.values()))
     return "\n".join(lines)

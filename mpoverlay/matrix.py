@@ -13,17 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .multitest import Result
+from .multitest import STACK_PAIRS, Result, markdown_table, outcome_summary
 
 TEMPLATE = "ble_gap_bond_matrix.py"
 # instance0 is the peripheral, instance1 the central: the two mixed pairs
 # cover both roles of each stack.
-PAIRS: tuple[tuple[str, str], ...] = (
-    ("btstack", "btstack"),
-    ("nimble", "nimble"),
-    ("btstack", "nimble"),
-    ("nimble", "btstack"),
-)
+PAIRS = STACK_PAIRS
 RESTARTS = ("none", "peripheral", "central")
 PAIRINGS = (("legacy", False), ("SC", True))
 
@@ -143,23 +138,13 @@ def format_matrix(
                 outcome += f" [{notes.setdefault(why, len(notes) + 1)}]"
             row.append(outcome)
         rows.append(row)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = [
-        "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |"
-        for r in [head, *rows]
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     addresses = "public" if public_addresses else "random static (no public address)"
-    lines.insert(0, f"addresses: {addresses}")
+    lines = [f"addresses: {addresses}", *markdown_table([head, *rows])]
     lines += [f"[{n}] {why}" for why, n in notes.items()]
-    counts: dict[str, int] = {}
-    for outcome in outcomes.values():
-        counts[outcome] = counts.get(outcome, 0) + 1
     unexpected = sum(
         1
         for (pair, cell), outcome in outcomes.items()
         if outcome != expected_outcome(pair, cell, public_addresses)
     )
-    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    lines.append(f"{summary}; {unexpected} not as expected")
+    lines.append(f"{outcome_summary(outcomes.values())}; {unexpected} not as expected")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,15 @@ from .radio import RadioProcess
 EXCLUDED = {
     "stress_deepsleep_reconnect.py": "needs machine.deepsleep() and a board that reboots",
 }
+
+# instance0/instance1 stacks that the suites run: both homogeneous pairs, and
+# each stack in each role of a mixed pair.
+STACK_PAIRS: tuple[tuple[str, str], ...] = (
+    ("btstack", "btstack"),
+    ("nimble", "nimble"),
+    ("btstack", "nimble"),
+    ("nimble", "btstack"),
+)
 
 TEST_TIMEOUT_S = 240
 # What run-multitests.py gives an instance (relative to the test's directory).
@@ -173,14 +183,24 @@ def suite_tests(tree: Path, directory: str = "multi_bluetooth") -> list[Path]:
     return sorted((tree / "tests" / directory).glob("*.py"))
 
 
+def markdown_table(rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table whose first row is the header, padded to
+    column width so it also reads as plain text."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return lines
+
+
+def outcome_summary(outcomes: Iterable[str]) -> str:
+    """How many of each outcome, e.g. "1 fail, 27 pass"."""
+    return ", ".join(f"{n} {o}" for o, n in sorted(Counter(outcomes).items()))
+
+
 def format_table(stacks: tuple[str, ...], results: list[Result]) -> str:
-    name = "/".join(stacks)
-    width = max([len(r.test) for r in results] + [4])
-    rule = f"|{'-' * (width + 2)}|{'-' * (len(name) + 2)}|"
-    lines = [f"| {'test'.ljust(width)} | {name} |", rule]
-    lines += [f"| {r.test.ljust(width)} | {r.outcome.ljust(len(name))} |" for r in results]
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    rows = [["test", "/".join(stacks)], *([r.test, r.outcome] for r in results)]
+    lines = markdown_table(rows)
+    lines.append(outcome_summary(r.outcome for r in results))
     return "\n".join(lines)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import BUILD_DIR, REPO_ROOT
 from .lock import Lock
-from .multitest import Result
+from .multitest import Result, outcome_summary
 from .overlay import BUILD_OUTPUT_EXCLUDES, Overlay, SeriesEntry, _sync, has_diff
 
 SERIES_DIR = BUILD_DIR / "series"
@@ -454,10 +454,8 @@ def format_report(report: Report) -> str:
 def suite_verdict(pair: str, results: list[Result]) -> str:
     """The suite's outcome against ``expected.toml``: "ok (...)" or "FAILED: ..."."""
     expected = tomllib.loads(EXPECTED_TABLE.read_text())["pairs"].get(pair, {})
-    counts: dict[str, int] = {}
     wrong = []
     for r in results:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
         want = (
             "excluded"
             if r.outcome == "excluded"
@@ -465,5 +463,5 @@ def suite_verdict(pair: str, results: list[Result]) -> str:
         )
         if r.outcome != want:
             wrong.append(f"{r.test} {r.outcome} (expected {want})")
-    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    summary = outcome_summary(r.outcome for r in results)
     return f"FAILED: {'; '.join(wrong)} [{summary}]" if wrong else f"as expected [{summary}]"

@@ -14,6 +14,7 @@ import pytest
 from integration_support import NO_TREE_REASON
 
 from mpoverlay.build import UNIX_VARIANTS, build_unix
+from mpoverlay.multitest import outcome_summary
 from mpoverlay.tree import available_upstream, prepared_tree
 
 
@@ -57,8 +58,5 @@ def _write_table(
         cells = [f"{results.get((p, test), '-'):<{len(p)}}" for p in pairs]
         tr.write_line(" | ".join([f"{test:<{width}}", *cells]))
     for pair in pairs:
-        counts: dict[str, int] = {}
-        for (p, _), outcome in results.items():
-            if p == pair:
-                counts[outcome] = counts.get(outcome, 0) + 1
-        tr.write_line(f"{pair}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
+        outcomes = (outcome for (p, _), outcome in results.items() if p == pair)
+        tr.write_line(f"{pair}: {outcome_summary(outcomes)}")
