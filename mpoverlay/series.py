@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import BUILD_DIR, REPO_ROOT
+from .gitutil import env_outside_repo
 from .lock import Lock
 from .multitest import Result, outcome_summary
 from .overlay import BUILD_OUTPUT_EXCLUDES, Overlay, SeriesEntry, _sync, has_diff
@@ -137,14 +138,16 @@ def patch_target(paths: list[str], submodules: list[str]) -> str:
 
 
 def _git_env(repo: Path, env: dict[str, str] | None) -> dict[str, str]:
-    return {
-        **os.environ,
-        # Keep git from seeing this project's repository around build/series.
-        "GIT_CEILING_DIRECTORIES": str(repo.parent),
-        "GIT_COMMITTER_NAME": "mpoverlay series",
-        "GIT_COMMITTER_EMAIL": "series@example.invalid",
-        **(env or {}),
-    }
+    # Keep git from seeing this project's repository around build/series.
+    return env_outside_repo(
+        repo.parent,
+        {
+            **os.environ,
+            "GIT_COMMITTER_NAME": "mpoverlay series",
+            "GIT_COMMITTER_EMAIL": "series@example.invalid",
+            **(env or {}),
+        },
+    )
 
 
 def _git_run(
@@ -268,7 +271,7 @@ def build(repo: Path, log: Path) -> tuple[str, float]:
                 cwd=repo / "ports" / "unix",
                 stdout=f,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "GIT_CEILING_DIRECTORIES": str(repo.parent)},
+                env=env_outside_repo(repo.parent),
                 check=False,
             )
             if proc.returncode != 0:
@@ -325,7 +328,7 @@ def check_format(repo: Path, files: list[str]) -> list[str]:
 def check_message(repo: Path, commit: str) -> list[str]:
     """What upstream's ``verifygitlog.py`` says about one commit (empty: fine)."""
     proc = subprocess.run(
-        ["python3", "tools/verifygitlog.py", "-n", "-n1", commit],
+        [sys.executable, "tools/verifygitlog.py", "-n", "-n1", commit],
         cwd=repo,
         capture_output=True,
         text=True,
