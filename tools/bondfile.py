@@ -1,40 +1,33 @@
 #!/usr/bin/env python3
-"""Inspect a MicroPython BTstack bond store file (spec/bond-store.md).
+"""Inspect a MicroPython bond store file (spec/bond-store.md, format version 2).
 
 Usage: python tools/bondfile.py FILE [--show-keys] [--json] [--strict]
 
-Lists the live entries with their tags decoded ('BTD'+i: le_device_db entry i,
-'SMER'/'SMIR': the stack's ER/IR root keys, 'BTC'+i: persistent CCCD entry i) and
-reports what the firmware's loader would recover (torn tail, torn records, superseded
-duplicates, corruption, an unfinished compaction).  Key material (IRK, LTK, EDIV/Rand,
-CSRKs, ER/IR, unknown values) is only printed with --show-keys.  Works on the main file
-and on a side (snapshot) file.  Standard library only.
+Lists the records of the newest valid image with their tags decoded ('BTD'+i:
+BTstack le_device_db entry i, 'SMER'/'SMIR': the stack's ER/IR root keys, 'BTC'+i:
+BTstack CCCD entry i, 'MPSA': the device's static address) and reports what the
+firmware's loader would find: other images, torn or stale bytes (removed at the next
+commit), a version-1 file (migrated at the next ``ble.active(1)``).  Key material is
+only printed with --show-keys.  The format's constants are read from the C header
+(extmod/bondstore/bondstore.h) next to this tool.  Standard library only.
 
 Exit status: 0 parsed (issues are reported), 1 with --strict if there are issues,
-2 if FILE is not a bond store (or is unreadable / of an unsupported version).
+2 if FILE is not a bond store (or is unreadable, or of a newer version).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import struct
 import sys
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-MAIN_MAGIC = b"MPTLVDB\x1a"
-SIDE_MAGIC = b"MPTLVSN\x1a"
-VERSION = 1
-HEADER_LEN = 24
-SIDE_HEADER_LEN = 32
-SLOT_HEADER_LEN = 8
-SLOT_MARKER = 0xA5
-REC_TYPE_TLV = 0x01
-REC_HEADER_LEN = 12
-REC_OVERHEAD = 16
-CAP_MIN, CAP_MAX = 16, 16 + 255
+HEADER = Path(__file__).resolve().parents[1] / "extmod" / "bondstore" / "bondstore.h"
 
 ADDR_TYPES = {
     0: "public",
@@ -47,6 +40,28 @@ ADDR_TYPES = {
 }
 
 
+def read_constants(header: Path = HEADER) -> dict[str, int | bytes]:
+    """``#define MP_BONDSTORE_X value`` lines of the C header: ints and strings."""
+    out: dict[str, int | bytes] = {}
+    pattern = re.compile(r"^#define MP_BONDSTORE_(\w+) (\(-?\d+\)|\"[^\"]*\")", re.M)
+    for name, value in pattern.findall(header.read_text()):
+        if value.startswith('"'):
+            out[name] = value[1:-1].encode().decode("unicode_escape").encode("latin-1")
+        else:
+            out[name] = int(value.strip("()"))
+    return out
+
+
+C = read_constants()
+MAGIC = C["MAGIC"]
+VERSION = C["VERSION"]
+HEADER_LEN = C["HEADER_LEN"]
+RECORD_HEADER_LEN = C["RECORD_HEADER_LEN"]
+IMAGE_ALIGN = C["IMAGE_ALIGN"]
+FILE_MAX = C["FILE_MAX"]
+V1_MAGIC = C["V1_MAGIC"]
+
+
 class NotAStoreError(Exception):
     pass
 
@@ -54,126 +69,85 @@ class NotAStoreError(Exception):
 @dataclass
 class Entry:
     tag: int
-    seq: int
-    slot: int
     value: bytes
 
 
 @dataclass
+class Image:
+    offset: int
+    generation: int
+    records: bytes
+
+
+@dataclass
 class Parsed:
-    kind: str  # "main" or "side"
     version: int | None
     generation: int | None
     size: int
-    header_ok: bool
+    offset: int | None  # of the newest valid image
     entries: dict[int, Entry] = field(default_factory=dict)
     issues: list[str] = field(default_factory=list)
-    free_slots: int = 0
 
 
 def crc32(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
-def slot_header_valid(b: bytes, off: int) -> bool:
-    if off + SLOT_HEADER_LEN > len(b) or b[off] != SLOT_MARKER or b[off + 1] != 0:
-        return False
-    cap = struct.unpack_from("<H", b, off + 2)[0]
-    if not CAP_MIN <= cap <= CAP_MAX:
-        return False
-    return struct.unpack_from("<I", b, off + 4)[0] == crc32(b[off : off + 4])
+def image_at(data: bytes, pos: int) -> Image | None:
+    """The valid version-2 image at ``pos``, if there is one (spec 3)."""
+    h = data[pos : pos + HEADER_LEN]
+    if len(h) < HEADER_LEN or h[:4] != MAGIC or h[4] != VERSION or h[5] != 0:
+        return None
+    length, gen, crc = struct.unpack_from("<HII", h, 6)
+    body = data[pos + HEADER_LEN : pos + HEADER_LEN + length]
+    if len(body) != length or crc32(h[:12] + body) != crc:
+        return None
+    return Image(pos, gen, body)
 
 
-def parse_slots(img: bytes, out: Parsed) -> None:
-    """Walk slots exactly like the firmware loader (spec section 'Loading')."""
-    p = HEADER_LEN
-    while p < len(img):
-        if not slot_header_valid(img, p):
-            if p + SLOT_HEADER_LEN <= len(img):
-                nxt = next(
-                    (q for q in range(p + 1, len(img) - 7) if slot_header_valid(img, q)), None
-                )
-                if nxt is not None:
-                    out.issues.append(f"corrupt data: {nxt - p} bytes at offset {p} skipped")
-                    p = nxt
-                    continue
-            out.issues.append(f"torn tail: {len(img) - p} bytes at offset {p} (dropped on load)")
-            break
-        cap = struct.unpack_from("<H", img, p + 2)[0]
-        if p + SLOT_HEADER_LEN + cap > len(img):
-            out.issues.append(f"torn tail: {len(img) - p} bytes at offset {p} (dropped on load)")
-            break
-        rec = img[p + SLOT_HEADER_LEN : p + SLOT_HEADER_LEN + cap]
-        parse_record(rec, p, out)
-        p += SLOT_HEADER_LEN + cap
-
-
-def parse_record(rec: bytes, slot: int, out: Parsed) -> None:
-    vlen = struct.unpack_from("<H", rec, 2)[0]
-    valid = (
-        rec[0] == REC_TYPE_TLV
-        and rec[1] == 0
-        and REC_OVERHEAD + vlen <= len(rec)
-        and struct.unpack_from("<I", rec, REC_HEADER_LEN + vlen)[0]
-        == crc32(rec[: REC_HEADER_LEN + vlen])
-    )
-    if not valid:
-        out.free_slots += 1
-        if any(rec):
-            out.issues.append(f"torn/corrupt record in slot at offset {slot} (scrubbed on load)")
-        return
-    if any(rec[REC_OVERHEAD + vlen :]):
-        out.issues.append(f"non-zero bytes after record in slot at offset {slot}")
-    t, seq = struct.unpack_from("<II", rec, 4)
-    value = rec[REC_HEADER_LEN : REC_HEADER_LEN + vlen]
-    old = out.entries.get(t)
-    if old is not None:
-        out.issues.append(
-            f"superseded copy of {tag_name(t)} (interrupted replace, scrubbed on load)"
-        )
-        if seq <= old.seq:
-            return
-    out.entries[t] = Entry(t, seq, slot, value)
-
-
-def parse(data: bytes) -> Parsed:
-    if data[:8] == SIDE_MAGIC:
-        return parse_side(data)
-    if data[:8] != MAIN_MAGIC:
-        if len(data) >= HEADER_LEN and slot_header_valid(data, HEADER_LEN):
-            out = Parsed("main", None, None, len(data), False)
-            out.issues.append("main header corrupt (entries salvaged, file rewritten on load)")
-            parse_slots(data, out)
-            return out
-        raise NotAStoreError("not a bond store file (bad magic)")
-    if len(data) < HEADER_LEN:
-        raise NotAStoreError("truncated header")
-    version, hlen, gen = struct.unpack_from("<HHI", data, 8)
-    header_ok = struct.unpack_from("<I", data, 20)[0] == crc32(data[:20])
-    if header_ok and version != VERSION:
-        raise NotAStoreError(f"unsupported format version {version}")
-    out = Parsed("main", version, gen if header_ok else None, len(data), header_ok)
-    if not header_ok:
-        out.issues.append("main header corrupt (entries salvaged, file rewritten on load)")
-    parse_slots(data, out)
+def records(body: bytes) -> dict[int, Entry]:
+    out: dict[int, Entry] = {}
+    p = 0
+    while p + RECORD_HEADER_LEN <= len(body):
+        tag, n = struct.unpack_from("<IB", body, p)
+        out[tag] = Entry(tag, body[p + RECORD_HEADER_LEN : p + RECORD_HEADER_LEN + n])
+        p += RECORD_HEADER_LEN + n
+    if p != len(body):
+        raise NotAStoreError("image records do not add up (not written by a bond store)")
     return out
 
 
-def parse_side(data: bytes) -> Parsed:
-    if len(data) < SIDE_HEADER_LEN:
-        raise NotAStoreError("truncated side file header")
-    version, hlen, gen, img_len, img_crc = struct.unpack_from("<HHIII", data, 8)
-    if struct.unpack_from("<I", data, 28)[0] != crc32(data[:28]) or version != VERSION:
-        raise NotAStoreError("side file header corrupt or unsupported version")
-    img = data[SIDE_HEADER_LEN : SIDE_HEADER_LEN + img_len]
-    out = Parsed("side", version, gen, len(data), True)
-    if len(img) != img_len or crc32(img) != img_crc:
-        out.issues.append("side file incomplete/corrupt: it is ignored and removed on load")
-    out.issues.append(
-        "side file present: a compaction was interrupted; the loader replays it only if its "
-        f"generation ({gen}) is newer than the main file's"
-    )
-    parse_slots(img, out)
+def newer(a: int, b: int) -> bool:
+    """Serial-number order of generations (spec 4.1)."""
+    return 0 < ((a - b) & 0xFFFFFFFF) < 0x80000000
+
+
+def parse(data: bytes) -> Parsed:
+    """What the firmware's loader reads from a bond file (spec 4)."""
+    if len(data) > FILE_MAX:
+        raise NotAStoreError(f"{len(data)} bytes: larger than any bond store")
+    positions = range(0, len(data), IMAGE_ALIGN)
+    magic_at = [p for p in positions if data[p : p + 4] == MAGIC[: len(data) - p]]
+    if any(data[p + 4] > VERSION for p in magic_at if p + 4 < len(data)):
+        raise NotAStoreError("written by a newer format version")
+    best: Image | None = None
+    for p in magic_at:
+        img = image_at(data, p)
+        if img and (best is None or newer(img.generation, best.generation)):
+            best = img
+    if best is None:
+        if data.startswith(V1_MAGIC):
+            raise NotAStoreError("format version 1: the firmware migrates it at ble.active(1)")
+        if magic_at or not any(data):
+            return Parsed(VERSION, None, len(data), None, issues=["no complete image"] * bool(data))
+        raise NotAStoreError("no bond store image in this file")
+    out = Parsed(VERSION, best.generation, len(data), best.offset, records(best.records))
+    others = [p for p in magic_at if p != best.offset]
+    end = best.offset + HEADER_LEN + len(best.records)
+    if others:
+        out.issues.append(f"other image(s) at {others}: removed at the next commit")
+    elif any(data[: best.offset]) or any(data[end:]):
+        out.issues.append("torn or stale bytes outside the image: zeroed at the next commit")
     return out
 
 
@@ -252,8 +226,6 @@ def describe(e: Entry, show: bool) -> dict[str, Any]:
         "tag": tag_name(e.tag),
         "tag_hex": f"0x{e.tag:08x}",
         "length": len(e.value),
-        "seq": e.seq,
-        "slot_offset": e.slot,
     }
     if raw[:3] == b"BTD":
         d["kind"] = f"le_device_db entry {raw[3]}"
@@ -279,12 +251,10 @@ def describe(e: Entry, show: bool) -> dict[str, Any]:
 def report(p: Parsed, path: str, show: bool) -> dict[str, Any]:
     return {
         "file": path,
-        "format": p.kind,
         "version": p.version,
         "generation": p.generation,
+        "image_offset": p.offset,
         "file_size": p.size,
-        "header_ok": p.header_ok,
-        "free_slots": p.free_slots,
         "entries": [describe(e, show) for e in sorted(p.entries.values(), key=lambda e: e.tag)],
         "issues": p.issues,
     }
@@ -293,12 +263,11 @@ def report(p: Parsed, path: str, show: bool) -> dict[str, Any]:
 def print_text(r: dict[str, Any]) -> None:
     gen = r["generation"] if r["generation"] is not None else "?"
     print(
-        f"{r['file']}: bond store ({r['format']} file), version {r['version']}, "
-        f"generation {gen}, {r['file_size']} bytes, {len(r['entries'])} entries, "
-        f"{r['free_slots']} free slots"
+        f"{r['file']}: bond store, version {r['version']}, generation {gen}, "
+        f"{r['file_size']} bytes, {len(r['entries'])} records"
     )
     for e in r["entries"]:
-        print(f"  {e['tag']:<10} {e['kind']} ({e['length']} bytes, seq {e['seq']})")
+        print(f"  {e['tag']:<10} {e['kind']} ({e['length']} bytes)")
         for k, v in e.get("decoded", {}).items():
             print(f"      {k}: {v}")
         if "value_hex" in e:
@@ -312,7 +281,7 @@ def print_text(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Inspect a MicroPython BTstack bond store file.")
+    ap = argparse.ArgumentParser(description="Inspect a MicroPython bond store file.")
     ap.add_argument("file")
     ap.add_argument("--show-keys", action="store_true", help="print key material")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
