@@ -184,6 +184,7 @@ static bool image_valid(mp_bondstore_t *s, void *fh, uint32_t pos, const uint8_t
 // length, or -1 if there is none; *newest is its position.
 static int find_image(mp_bondstore_t *s, void *fh, uint32_t *newest) {
     int best = -1;
+    bool newer = false;
     for (uint32_t pos = 0; pos < MP_BONDSTORE_FILE_MAX; pos += MP_BONDSTORE_IMAGE_ALIGN) {
         uint8_t h[MP_BONDSTORE_HEADER_LEN];
         int n = s->io->read(s->io_ctx, fh, pos, h, sizeof(h));
@@ -201,13 +202,16 @@ static int find_image(mp_bondstore_t *s, void *fh, uint32_t *newest) {
             break;
         }
         uint32_t len = get_le(h + 6, 2), gen = get_le(h + 8, 4);
-        if (h[4] > MP_BONDSTORE_VERSION) {
-            s->found |= MP_BONDSTORE_LOAD_NEWER;
-        } else if (image_valid(s, fh, pos, h, len) && (best < 0 || (int32_t)(gen - s->generation) > 0)) {
+        newer |= h[4] > MP_BONDSTORE_VERSION;
+        if (image_valid(s, fh, pos, h, len) && (best < 0 || (int32_t)(gen - s->generation) > 0)) {
             best = len;
             *newest = pos;
             s->generation = gen;
         }
+    }
+    // A torn header can look newer too: only without a valid image is it one.
+    if (best < 0 && newer) {
+        s->found |= MP_BONDSTORE_LOAD_NEWER;
     }
     return best;
 }

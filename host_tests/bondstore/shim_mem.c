@@ -33,6 +33,7 @@ typedef struct {
 typedef struct {
     uint8_t *data;
     uint32_t size;
+    uint32_t synced_size; // the length a cut leaves at most (see power_cut)
     uint32_t alloc;
     int exists;
     pending_t *pending;
@@ -130,6 +131,7 @@ void shim_mem_set_file(int idx, const uint8_t *buf, int size) {
     if (size > 0) {
         memcpy(f->data, buf, (size_t)size);
     }
+    f->synced_size = f->size;
 }
 
 // Undo the file's changes since its last sync.
@@ -148,11 +150,16 @@ static void revert(memfile_t *f) {
     clear_pending(f);
 }
 
+// Filesystems record a file's new length no earlier than its data (FAT and
+// littlefs at sync, ext4 in ordered mode), so a cut loses an unsynced
+// extension: a new file never shows garbage it was not given.
 static void power_cut(void) {
     dead = 1;
-    if (shim_mem_fault.cut_lose_unsynced || atomic_fs) {
-        for (int i = 0; i < NFILES; ++i) {
+    for (int i = 0; i < NFILES; ++i) {
+        if (shim_mem_fault.cut_lose_unsynced || atomic_fs) {
             revert(&files[i]);
+        } else if (files[i].size > files[i].synced_size) {
+            files[i].size = files[i].synced_size;
         }
     }
 }
@@ -238,6 +245,9 @@ static int m_open(void *ctx, int file, int mode, void **fh) {
         }
         f->exists = 1;
         f->size = 0;
+        if (!atomic_fs) {
+            f->synced_size = 0; // truncation is immediate
+        }
         shim_mem_stats.creates += 1;
     } else if (!f->exists) {
         return MP_BONDSTORE_ERR_NOENT;
@@ -327,6 +337,7 @@ static int m_sync(void *ctx, void *fh) {
         return MP_BONDSTORE_ERR_IO;
     }
     clear_pending(&files[handle_file(fh)]);
+    files[handle_file(fh)].synced_size = files[handle_file(fh)].size;
     return 0;
 }
 
@@ -358,6 +369,7 @@ static int m_remove(void *ctx, int file) {
     clear_pending(f);
     f->exists = 0;
     f->size = 0;
+    f->synced_size = 0;
     return 0;
 }
 
