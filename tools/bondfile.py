@@ -57,6 +57,7 @@ MAGIC = C["MAGIC"]
 VERSION = C["VERSION"]
 HEADER_LEN = C["HEADER_LEN"]
 RECORD_HEADER_LEN = C["RECORD_HEADER_LEN"]
+RECORD_OVERHEAD = C["RECORD_OVERHEAD"]
 IMAGE_ALIGN = C["IMAGE_ALIGN"]
 FILE_MAX = C["FILE_MAX"]
 V1_MAGIC = C["V1_MAGIC"]
@@ -105,14 +106,21 @@ def image_at(data: bytes, pos: int) -> Image | None:
     return Image(pos, gen, body)
 
 
-def records(body: bytes) -> dict[int, Entry]:
+def records(body: bytes, salvage: bool = False) -> dict[int, Entry]:
+    """The records of an image (spec 3.2); salvaging, those that pass their CRC."""
     out: dict[int, Entry] = {}
     p = 0
-    while p + RECORD_HEADER_LEN <= len(body):
+    while p + RECORD_OVERHEAD <= len(body):
         tag, n = struct.unpack_from("<IB", body, p)
-        out[tag] = Entry(tag, body[p + RECORD_HEADER_LEN : p + RECORD_HEADER_LEN + n])
-        p += RECORD_HEADER_LEN + n
-    if p != len(body):
+        end = p + RECORD_OVERHEAD + n
+        if end > len(body):
+            break
+        if crc32(body[p : end - 4]) == struct.unpack_from("<I", body, end - 4)[0]:
+            out[tag] = Entry(tag, body[p + RECORD_HEADER_LEN : end - 4])
+        elif not salvage:
+            break
+        p = end
+    if not salvage and p != len(body):
         raise NotAStoreError("image records do not add up (not written by a bond store)")
     return out
 
@@ -138,8 +146,18 @@ def parse(data: bytes) -> Parsed:
     if best is None:
         if data.startswith(V1_MAGIC):
             raise NotAStoreError("format version 1: the firmware migrates it at ble.active(1)")
+        torn = [p for p in magic_at if data[p + 4 : p + 5] == bytes([VERSION])]
+        if torn:
+            # No whole image (not a power cut): what the loader salvages.
+            p = torn[-1]
+            length = struct.unpack_from("<H", data, p + 6)[0] if p + 8 <= len(data) else 0
+            body = data[p + HEADER_LEN : p + HEADER_LEN + length]
+            found = records(body, salvage=True)
+            return Parsed(VERSION, None, len(data), p, found, ["damaged image: records salvaged"])
         if magic_at or not any(data):
-            return Parsed(VERSION, None, len(data), None, issues=["no complete image"] * bool(data))
+            return Parsed(
+                VERSION, None, len(data), None, issues=["no complete image"] * bool(data)
+            )
         raise NotAStoreError("no bond store image in this file")
     out = Parsed(VERSION, best.generation, len(data), best.offset, records(best.records))
     others = [p for p in magic_at if p != best.offset]

@@ -54,8 +54,8 @@ static uint32_t round_up(uint32_t n, uint32_t align) {
     return (n + align - 1) & ~(align - 1);
 }
 
-uint32_t mp_bondstore_crc(uint32_t crc, const void *buf, size_t len) {
-    // littlefs's 4-bit table (lfs2_util.c), so either may be linked.
+uint32_t mp_bondstore_crc(const void *buf, unsigned int len, uint32_t crc) {
+    // uzlib's 4-bit table (lib/uzlib/crc32.c), so either may be linked.
     static const uint32_t table[16] = {
         0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
         0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
@@ -70,9 +70,17 @@ uint32_t mp_bondstore_crc(uint32_t crc, const void *buf, size_t len) {
 
 // ---- RAM records --------------------------------------------------------
 
+static size_t record_size(const uint8_t *r) {
+    return MP_BONDSTORE_RECORD_OVERHEAD + r[4];
+}
+
+static uint32_t record_crc(mp_bondstore_t *s, const uint8_t *r) {
+    return ~s->io->crc(r, MP_BONDSTORE_RECORD_HEADER_LEN + r[4], 0xffffffff);
+}
+
 // Offset of tag's record in store->records, or -1.
 static int find(const mp_bondstore_t *s, uint32_t tag) {
-    for (size_t p = 0; p < s->used; p += MP_BONDSTORE_RECORD_HEADER_LEN + s->records[p + 4]) {
+    for (size_t p = 0; p < s->used; p += record_size(s->records + p)) {
         if (get_le(s->records + p, 4) == tag) {
             return p;
         }
@@ -105,12 +113,12 @@ int mp_bondstore_set(mp_bondstore_t *s, uint32_t tag, const uint8_t *data, size_
         return MP_BONDSTORE_ERR_TOO_BIG;
     }
     int p = find(s, tag);
-    size_t old = p < 0 ? 0 : MP_BONDSTORE_RECORD_HEADER_LEN + s->records[p + 4];
-    if (p >= 0 && data != NULL && old == MP_BONDSTORE_RECORD_HEADER_LEN + len
+    size_t old = p < 0 ? 0 : record_size(s->records + p);
+    if (p >= 0 && data != NULL && old == MP_BONDSTORE_RECORD_OVERHEAD + len
         && memcmp(s->records + p + MP_BONDSTORE_RECORD_HEADER_LEN, data, len) == 0) {
         return MP_BONDSTORE_OK;
     }
-    if (data != NULL && s->used - old + MP_BONDSTORE_RECORD_HEADER_LEN + len > s->capacity) {
+    if (data != NULL && s->used - old + MP_BONDSTORE_RECORD_OVERHEAD + len > s->capacity) {
         return MP_BONDSTORE_ERR_FULL;
     }
     if (p >= 0) {
@@ -125,7 +133,8 @@ int mp_bondstore_set(mp_bondstore_t *s, uint32_t tag, const uint8_t *data, size_
         put_le(r, tag, 4);
         r[4] = len;
         memcpy(r + MP_BONDSTORE_RECORD_HEADER_LEN, data, len);
-        s->used += MP_BONDSTORE_RECORD_HEADER_LEN + len;
+        put_le(r + MP_BONDSTORE_RECORD_HEADER_LEN + len, record_crc(s, r), 4);
+        s->used += MP_BONDSTORE_RECORD_OVERHEAD + len;
         s->dirty = true;
     }
     return MP_BONDSTORE_OK;
@@ -134,7 +143,7 @@ int mp_bondstore_set(mp_bondstore_t *s, uint32_t tag, const uint8_t *data, size_
 bool mp_bondstore_record(const mp_bondstore_t *s, size_t i, uint32_t *tag, const uint8_t **value, size_t *len) {
     size_t p = 0;
     for (; p < s->used && i; --i) {
-        p += MP_BONDSTORE_RECORD_HEADER_LEN + s->records[p + 4];
+        p += record_size(s->records + p);
     }
     if (p >= s->used) {
         return false;
@@ -143,6 +152,23 @@ bool mp_bondstore_record(const mp_bondstore_t *s, size_t i, uint32_t *tag, const
     *len = s->records[p + 4];
     *value = s->records + p + MP_BONDSTORE_RECORD_HEADER_LEN;
     return true;
+}
+
+// Keep the records of records[0..len) that pass their CRC, moved together;
+// returns their length.  Unless salvaging, stop at the first bad one.
+static uint32_t check_records(mp_bondstore_t *s, uint32_t len, bool salvage) {
+    uint32_t p = 0, kept = 0;
+    while (p + MP_BONDSTORE_RECORD_OVERHEAD <= len && p + record_size(s->records + p) <= len) {
+        uint32_t n = record_size(s->records + p);
+        if (record_crc(s, s->records + p) == get_le(s->records + p + n - 4, 4)) {
+            memmove(s->records + kept, s->records + p, n);
+            kept += n;
+        } else if (!salvage) {
+            break;
+        }
+        p += n;
+    }
+    return kept;
 }
 
 // ---- Reading ------------------------------------------------------------
@@ -162,28 +188,41 @@ static int crc_file(mp_bondstore_t *s, void *fh, uint32_t off, uint32_t len, uin
         if (err) {
             return err;
         }
-        *crc = s->io->crc(*crc, buf, n);
+        *crc = s->io->crc(buf, n, *crc);
     }
     return 0;
 }
 
 // The CRC a header must carry for its body (bytes 0..11, then the body).
 static uint32_t image_crc(mp_bondstore_t *s, const uint8_t *header, const uint8_t *body, size_t len) {
-    uint32_t crc = s->io->crc(0xffffffff, header, 12);
-    return ~s->io->crc(crc, body, len);
+    uint32_t crc = s->io->crc(header, 12, 0xffffffff);
+    return ~s->io->crc(body, len, crc);
 }
 
 // Whether header h at pos and the len bytes after it are a whole image.
 static bool image_valid(mp_bondstore_t *s, void *fh, uint32_t pos, const uint8_t *h, uint32_t len) {
-    uint32_t crc = s->io->crc(0xffffffff, h, 12);
+    uint32_t crc = s->io->crc(h, 12, 0xffffffff);
     return h[4] == MP_BONDSTORE_VERSION && h[5] == 0
            && crc_file(s, fh, pos + MP_BONDSTORE_HEADER_LEN, len, &crc) == 0 && ~crc == get_le(h + 12, 4);
 }
 
-// Step 1 of load: find the newest valid image (spec 4.1).  Returns its body
-// length, or -1 if there is none; *newest is its position.
-static int find_image(mp_bondstore_t *s, void *fh, uint32_t *newest) {
-    int best = -1;
+// A found image: its position and records' length (-1: none found).
+typedef struct {
+    uint32_t pos;
+    int len;
+    uint32_t gen;
+} image_ref_t;
+
+static void keep_newest(image_ref_t *ref, uint32_t pos, uint32_t len, uint32_t gen) {
+    if (ref->len < 0 || (int32_t)(gen - ref->gen) > 0) {
+        ref->pos = pos;
+        ref->len = len;
+        ref->gen = gen;
+    }
+}
+
+// Step 1 of load: find the newest valid image, and the newest torn one.
+static void find_images(mp_bondstore_t *s, void *fh, image_ref_t *valid, image_ref_t *torn) {
     bool newer = false;
     for (uint32_t pos = 0; pos < MP_BONDSTORE_FILE_MAX; pos += MP_BONDSTORE_IMAGE_ALIGN) {
         uint8_t h[MP_BONDSTORE_HEADER_LEN];
@@ -197,44 +236,56 @@ static int find_image(mp_bondstore_t *s, void *fh, uint32_t *newest) {
         if (memcmp(h, MP_BONDSTORE_MAGIC, (size_t)n < 4 ? (size_t)n : 4) != 0) {
             continue;
         }
-        s->found |= MP_BONDSTORE_LOAD_DAMAGED; // cleared below if all is well
+        s->found |= MP_BONDSTORE_LOAD_DAMAGED; // cleared by load() if all is well
         if ((size_t)n < sizeof(h)) {
             break;
         }
         uint32_t len = get_le(h + 6, 2), gen = get_le(h + 8, 4);
         newer |= h[4] > MP_BONDSTORE_VERSION;
-        if (image_valid(s, fh, pos, h, len) && (best < 0 || (int32_t)(gen - s->generation) > 0)) {
-            best = len;
-            *newest = pos;
-            s->generation = gen;
+        if (image_valid(s, fh, pos, h, len)) {
+            keep_newest(valid, pos, len, gen);
+        } else if (h[4] == MP_BONDSTORE_VERSION) {
+            keep_newest(torn, pos, len, gen);
         }
     }
     // A torn header can look newer too: only without a valid image is it one.
-    if (best < 0 && newer) {
+    if (valid->len < 0 && newer) {
         s->found |= MP_BONDSTORE_LOAD_NEWER;
     }
-    return best;
+    s->generation = valid->len >= 0 ? valid->gen : torn->gen;
 }
 
-// Step 2: the records of the image at pos.
-static int read_image(mp_bondstore_t *s, void *fh, uint32_t pos, uint32_t len) {
+// Step 2: the records of the image at pos.  Without a whole image, the
+// newest image's records that pass their own CRC are salvaged (a file
+// damaged by something other than a power cut: a cut always leaves one).
+static int read_image(mp_bondstore_t *s, void *fh, uint32_t pos, uint32_t len, bool salvage) {
     if (len > s->capacity) {
-        s->found |= MP_BONDSTORE_LOAD_TOO_BIG;
+        if (!salvage) {
+            s->found |= MP_BONDSTORE_LOAD_TOO_BIG;
+            return MP_BONDSTORE_ERR_PROTECTED;
+        }
+        len = s->capacity;
+    }
+    int n = s->io->read(s->io_ctx, fh, pos + MP_BONDSTORE_HEADER_LEN, s->records, len);
+    if (n < 0) {
+        s->found |= MP_BONDSTORE_LOAD_READ_ERROR;
         return MP_BONDSTORE_ERR_PROTECTED;
     }
-    int err = read_full(s, fh, pos + MP_BONDSTORE_HEADER_LEN, s->records, len);
-    size_t p = 0;
-    while (p + MP_BONDSTORE_RECORD_HEADER_LEN <= len) {
-        p += MP_BONDSTORE_RECORD_HEADER_LEN + s->records[p + 4];
-    }
-    if (err || p != len) {
-        // The CRC matched, so only a foreign writer makes records that don't add up.
-        s->found |= err ? MP_BONDSTORE_LOAD_READ_ERROR : MP_BONDSTORE_LOAD_FOREIGN;
+    s->used = check_records(s, n, salvage);
+    memset(s->records + s->used, 0, s->capacity - s->used);
+    if (salvage) {
+        s->found |= MP_BONDSTORE_LOAD_SALVAGED;
+        s->mode = MP_BONDSTORE_MODE_REWRITE;
+        s->dirty = true;
+    } else if (s->used != len) {
+        // The image's CRC matched, so only a foreign writer makes records that don't add up.
+        s->found |= MP_BONDSTORE_LOAD_FOREIGN;
         return MP_BONDSTORE_ERR_PROTECTED;
+    } else {
+        s->image_pos = pos;
+        s->image_len = len;
+        s->mode = MP_BONDSTORE_MODE_OK;
     }
-    s->used = len;
-    s->image_pos = pos;
-    s->mode = MP_BONDSTORE_MODE_OK;
     return 0;
 }
 
@@ -260,7 +311,7 @@ static void scan_rest(mp_bondstore_t *s, void *fh, uint32_t lo, uint32_t hi) {
 static uint32_t v1_generation(mp_bondstore_t *s, void *fh, uint32_t base) {
     uint8_t h[MP_BONDSTORE_V1_HEADER_LEN];
     if (read_full(s, fh, base, h, sizeof(h)) || memcmp(h, MP_BONDSTORE_V1_MAGIC, 8) != 0 || get_le(h + 8, 2) != 1
-        || ~s->io->crc(0xffffffff, h, 20) != get_le(h + 20, 4)) {
+        || ~s->io->crc(h, 20, 0xffffffff) != get_le(h + 20, 4)) {
         return 0;
     }
     return get_le(h + 12, 4);
@@ -271,7 +322,7 @@ static uint32_t v1_side_generation(mp_bondstore_t *s, void *fh) {
     uint8_t h[MP_BONDSTORE_V1_SIDE_HEADER_LEN];
     uint32_t crc = 0xffffffff;
     if (read_full(s, fh, 0, h, sizeof(h)) || memcmp(h, MP_BONDSTORE_V1_SIDE_MAGIC, 8) != 0
-        || ~s->io->crc(0xffffffff, h, 28) != get_le(h + 28, 4)
+        || ~s->io->crc(h, 28, 0xffffffff) != get_le(h + 28, 4)
         || crc_file(s, fh, sizeof(h), get_le(h + 16, 4), &crc) || ~crc != get_le(h + 20, 4)
         || v1_generation(s, fh, sizeof(h)) != get_le(h + 12, 4)) {
         return 0;
@@ -291,7 +342,7 @@ static void v1_read(mp_bondstore_t *s, void *fh, uint32_t base) {
     for (;;) {
         uint8_t h[MP_BONDSTORE_V1_SLOT_HEADER_LEN];
         int n = s->io->read(s->io_ctx, fh, p, h, sizeof(h));
-        if (n < (int)sizeof(h) || h[0] != 0xa5 || h[1] != 0 || ~s->io->crc(0xffffffff, h, 4) != get_le(h + 4, 4)) {
+        if (n < (int)sizeof(h) || h[0] != 0xa5 || h[1] != 0 || ~s->io->crc(h, 4, 0xffffffff) != get_le(h + 4, 4)) {
             if (n != 0) {
                 s->found |= MP_BONDSTORE_LOAD_V1_DROPPED; // a torn tail, or damage
             }
@@ -302,7 +353,7 @@ static void v1_read(mp_bondstore_t *s, void *fh, uint32_t base) {
         if (read_full(s, fh, p, r, MP_BONDSTORE_V1_RECORD_HEADER_LEN) == 0 && r[0] == 1 && r[1] == 0
             && (len = get_le(r + 2, 2)) <= MP_BONDSTORE_VALUE_MAX && len + 16 <= cap
             && read_full(s, fh, p + MP_BONDSTORE_V1_RECORD_HEADER_LEN, r + MP_BONDSTORE_V1_RECORD_HEADER_LEN, len + 4) == 0
-            && ~s->io->crc(0xffffffff, r, 12 + len) == get_le(r + 12 + len, 4)) {
+            && ~s->io->crc(r, 12 + len, 0xffffffff) == get_le(r + 12 + len, 4)) {
             tag = get_le(r + 4, 4);
             seq = get_le(r + 8, 4);
             size_t i = 0;
@@ -311,11 +362,13 @@ static void v1_read(mp_bondstore_t *s, void *fh, uint32_t base) {
             }
             if (i == nseen && nseen < MP_BONDSTORE_V1_MAX_TAGS) {
                 seen[nseen++].tag = tag;
-            } else if (i == nseen || (int32_t)(seq - seen[i].seq) < 0) {
+                seen[i].seq = seq;
+            } else if (i < nseen && (int32_t)(seq - seen[i].seq) < 0) {
                 p += cap;
                 continue; // an older copy left by an interrupted replace
+            } else if (i < nseen) {
+                seen[i].seq = seq;
             }
-            seen[i].seq = seq;
             if (mp_bondstore_set(s, tag, r + MP_BONDSTORE_V1_RECORD_HEADER_LEN, len)) {
                 s->found |= MP_BONDSTORE_LOAD_TOO_BIG;
             }
@@ -342,7 +395,7 @@ static void v1_migrate(mp_bondstore_t *s, void *fh) {
     }
     if (gen || side_gen) {
         s->found |= MP_BONDSTORE_LOAD_MIGRATED;
-        s->mode = MP_BONDSTORE_MODE_MIGRATE;
+        s->mode = MP_BONDSTORE_MODE_REWRITE;
         s->dirty = true;
     }
 }
@@ -358,14 +411,17 @@ int mp_bondstore_load(mp_bondstore_t *s) {
         s->mode = MP_BONDSTORE_MODE_PROTECTED;
         return MP_BONDSTORE_ERR_PROTECTED;
     }
-    uint32_t pos = 0;
-    int len = find_image(s, fh, &pos);
-    if (len >= 0) {
-        err = read_image(s, fh, pos, len);
-        scan_rest(s, fh, pos, pos + MP_BONDSTORE_HEADER_LEN + len);
+    image_ref_t valid = { 0, -1, 0 }, torn = { 0, -1, 0 };
+    find_images(s, fh, &valid, &torn);
+    if (valid.len >= 0) {
+        err = read_image(s, fh, valid.pos, valid.len, false);
+        scan_rest(s, fh, valid.pos, valid.pos + MP_BONDSTORE_HEADER_LEN + valid.len);
     } else {
         scan_rest(s, fh, 0, 0);
         v1_migrate(s, fh);
+        if (s->mode == MP_BONDSTORE_MODE_NEW && torn.len >= 0) {
+            err = read_image(s, fh, torn.pos, torn.len, true);
+        }
         // A file with no trace of either format, and not blank, is not ours.
         if (s->mode == MP_BONDSTORE_MODE_NEW && !(s->found & MP_BONDSTORE_LOAD_DAMAGED) && s->unclean) {
             s->found |= MP_BONDSTORE_LOAD_FOREIGN;
@@ -413,7 +469,7 @@ static int write_image(mp_bondstore_t *s, void *fh, uint32_t pos, uint32_t gen) 
 
 // The new image is durable: it is now the state on disk.
 static void committed(mp_bondstore_t *s, uint32_t pos, uint32_t gen) {
-    if (s->mode == MP_BONDSTORE_MODE_MIGRATE) {
+    if (s->mode == MP_BONDSTORE_MODE_REWRITE) {
         s->io->remove(s->io_ctx, MP_BONDSTORE_FILE_V1_SIDE);
     }
     s->mode = MP_BONDSTORE_MODE_OK;
@@ -468,7 +524,7 @@ static int commit_in_place(mp_bondstore_t *s, uint32_t gen) {
     uint32_t old_lo = s->image_pos, old_hi = s->image_pos + MP_BONDSTORE_HEADER_LEN + s->image_len;
     if (s->mode != MP_BONDSTORE_MODE_OK) {
         old_lo = 0;
-        old_hi = s->mode == MP_BONDSTORE_MODE_MIGRATE ? s->file_end : 0;
+        old_hi = s->mode == MP_BONDSTORE_MODE_REWRITE ? s->file_end : 0;
     }
     uint32_t pos = 0;
     if (old_hi > old_lo && old_lo < MP_BONDSTORE_HEADER_LEN + (uint32_t)s->used) {

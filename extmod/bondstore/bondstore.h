@@ -50,6 +50,7 @@
 #define MP_BONDSTORE_VERSION (2)
 #define MP_BONDSTORE_HEADER_LEN (16)     // image header
 #define MP_BONDSTORE_RECORD_HEADER_LEN (5) // tag (4) + length (1)
+#define MP_BONDSTORE_RECORD_OVERHEAD (9)   // header + CRC-32 (4) after the value
 #define MP_BONDSTORE_VALUE_MAX (255)
 #define MP_BONDSTORE_IMAGE_ALIGN (512)   // images start at multiples of this
 #define MP_BONDSTORE_FILE_MAX (65536)    // larger files are not bond stores
@@ -75,7 +76,7 @@
 #endif
 
 // Bytes of record buffer needed for n values of len bytes each.
-#define MP_BONDSTORE_RECORDS_SIZE(n, len) ((n) * (MP_BONDSTORE_RECORD_HEADER_LEN + (len)))
+#define MP_BONDSTORE_RECORDS_SIZE(n, len) ((n) * (MP_BONDSTORE_RECORD_OVERHEAD + (len)))
 
 // Result codes.  Codes below MP_BONDSTORE_ERR_IO come from the file system:
 // a commit that returns one has changed nothing on disk that matters (the
@@ -115,16 +116,17 @@ typedef struct _mp_bondstore_io_t {
     int (*close)(void *ctx, void *fh);
     // Returns 0 if the file was removed, MP_BONDSTORE_ERR_NOENT if there was none.
     int (*remove)(void *ctx, int file);
-    // CRC-32 update in littlefs's convention (lfs2_crc: no final inversion),
-    // so a port can pass the one it already links; or mp_bondstore_crc.
-    uint32_t (*crc)(uint32_t crc, const void *buf, size_t len);
+    // CRC-32 update with uzlib's signature and convention (uzlib_crc32, which
+    // littlefs uses too: no final inversion), so a port can pass the one it
+    // already links; or mp_bondstore_crc.
+    uint32_t (*crc)(const void *buf, unsigned int len, uint32_t crc);
     uint32_t flags; // MP_BONDSTORE_IO_*
 } mp_bondstore_io_t;
 
 // Modes (mp_bondstore_t.mode).
 #define MP_BONDSTORE_MODE_NEW (0)       // no file yet, or it held no image
 #define MP_BONDSTORE_MODE_OK (1)        // RAM was loaded from the file
-#define MP_BONDSTORE_MODE_MIGRATE (2)   // loaded from a version-1 file; the next commit rewrites it
+#define MP_BONDSTORE_MODE_REWRITE (2)   // salvaged or migrated: the next commit writes a new image beside all of the file
 #define MP_BONDSTORE_MODE_PROTECTED (3) // foreign, newer, oversized or unreadable file: never written
 
 // What load() found, for the adapter's one message.
@@ -133,13 +135,14 @@ typedef struct _mp_bondstore_io_t {
 #define MP_BONDSTORE_LOAD_TOO_BIG (4)   // holds more records than fit the buffer
 #define MP_BONDSTORE_LOAD_READ_ERROR (8)
 #define MP_BONDSTORE_LOAD_DAMAGED (16)  // torn or stale bytes found (removed at next commit)
+#define MP_BONDSTORE_LOAD_SALVAGED (128) // no whole image: records that pass their CRC kept
 #define MP_BONDSTORE_LOAD_MIGRATED (32) // read from a version-1 file
 #define MP_BONDSTORE_LOAD_V1_DROPPED (64) // version-1 records that could not be read
 
 typedef struct _mp_bondstore_t {
     const mp_bondstore_io_t *io;
     void *io_ctx;
-    uint8_t *records;      // tag (4, little endian), length (1), value; repeated
+    uint8_t *records;      // tag (4, little endian), length (1), value, CRC (4); repeated
     uint16_t capacity;     // size of records[]
     uint16_t used;         // bytes of records[] in use
     uint32_t generation;   // of the image on disk
@@ -176,8 +179,8 @@ int mp_bondstore_commit(mp_bondstore_t *store);
 // The i-th record (i from 0): returns false past the last one.
 bool mp_bondstore_record(const mp_bondstore_t *store, size_t i, uint32_t *tag, const uint8_t **value, size_t *len);
 
-// CRC-32 (IEEE, reflected) in littlefs's convention: start with 0xffffffff,
-// invert the result for the zlib value.
-uint32_t mp_bondstore_crc(uint32_t crc, const void *buf, size_t len);
+// CRC-32 (IEEE, reflected) as uzlib_crc32 computes it: start with
+// 0xffffffff, invert the result for the zlib value.
+uint32_t mp_bondstore_crc(const void *buf, unsigned int len, uint32_t crc);
 
 #endif // MICROPY_INCLUDED_EXTMOD_BONDSTORE_BONDSTORE_H

@@ -22,6 +22,7 @@
  * THE SOFTWARE.
  */
 
+#include <stddef.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -36,8 +37,8 @@
 #include "extmod/modbluetooth.h"
 #include "extmod/btstack/modbluetooth_btstack.h"
 #include "extmod/btstack/btstack_bond_store.h"
-#include "extmod/btstack/mp_tlvstore.h"
-#include "extmod/btstack/mp_tlvstore_vfs.h"
+#include "extmod/bondstore/bondstore.h"
+#include "extmod/bondstore/bondstore_vfs.h"
 
 #define DEBUG_printf(...) // printf("bond_store: " __VA_ARGS__)
 
@@ -48,17 +49,62 @@
 #define TAG_STATIC_ADDRESS TAG32('M', 'P', 'S', 'A')
 #define TAG_DEVICE_DB(i) TAG32('B', 'T', 'D', (i))
 #define TAG_CCCD(i) TAG32('B', 'T', 'C', (i))
+#define TAG_IS_DEVICE_DB(tag) (((tag) & 0xffffff00) == TAG_DEVICE_DB(0))
 
 // att_server.c's default (the macro name is spelt that way in BTstack).
 #ifndef NVN_NUM_GATT_SERVER_CCC
 #define NVN_NUM_GATT_SERVER_CCC (20)
 #endif
 
+// How long to wait before writing again when the stack ran inside a
+// filesystem operation.
+#ifndef MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS
+#define MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS (10)
+#endif
+
+// le_device_db_tlv.c's entry, private there: mirrored for its size and for
+// where the key size is.  An entry with a key size of 0 names a peer but
+// holds no keys: le_device_db_add() writes it, le_device_db_encryption_set()
+// completes it.
+typedef struct {
+    uint32_t seq_nr;
+    int addr_type;
+    bd_addr_t addr;
+    sm_key_t irk;
+    sm_key_t ltk;
+    uint16_t ediv;
+    uint8_t rand[8];
+    uint8_t key_size;
+    uint8_t authenticated;
+    uint8_t authorized;
+    uint8_t secure_connection;
+    #ifdef ENABLE_LE_SIGNED_WRITE
+    sm_key_t remote_csrk;
+    uint32_t remote_counter;
+    sm_key_t local_csrk;
+    uint32_t local_counter;
+    #endif
+} device_db_entry_t;
+
+// att_server.c's persistent_ccc_entry_t.
+#define CCCD_ENTRY_LEN (8)
+
+// Room for every record the stack's configuration allows.
+#define RECORDS_SIZE ( \
+    MP_BONDSTORE_RECORDS_SIZE(NVM_NUM_DEVICE_DB_ENTRIES, sizeof(device_db_entry_t)) \
+    + MP_BONDSTORE_RECORDS_SIZE(NVN_NUM_GATT_SERVER_CCC, CCCD_ENTRY_LEN) \
+    + MP_BONDSTORE_RECORDS_SIZE(2, 16) /* ER, IR */ \
+    + MP_BONDSTORE_RECORDS_SIZE(1, 6)) /* static address */
+
 typedef struct _mp_bluetooth_btstack_bond_store_t {
-    mp_tlvstore_t store;
-    mp_tlvstore_vfs_t vfs;
-    bool persistent; // false with bond_file=None: RAM only, by request
+    mp_bondstore_t store;
+    mp_bondstore_vfs_t vfs;
+    btstack_timer_source_t commit_timer;
+    bool persistent;     // false with bond_file=None: RAM only, by request
     bool error_reported; // say once per session that writes fail, not per write
+    uint32_t pending_tag; // a device-DB entry without keys yet (0: none)
+    device_db_entry_t pending;
+    uint8_t records[RECORDS_SIZE];
 } mp_bluetooth_btstack_bond_store_t;
 
 // ble.config(bond_file=...): kept outside the heap so that it survives
@@ -70,6 +116,45 @@ static char bond_file_path[MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX + 1];
 static mp_bluetooth_btstack_bond_store_t *bond_store(void) {
     mp_bluetooth_btstack_root_pointers_t *rp = MP_STATE_PORT(bluetooth_btstack_root_pointers);
     return rp ? rp->bond_store : NULL;
+}
+
+static void report_error(mp_bluetooth_btstack_bond_store_t *bs, int err) {
+    if (!bs->error_reported) {
+        bs->error_reported = true;
+        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store write failed (%d), bonds kept in RAM only for now\n", err);
+    }
+}
+
+static void schedule_commit(mp_bluetooth_btstack_bond_store_t *bs, uint32_t ms) {
+    btstack_run_loop_remove_timer(&bs->commit_timer);
+    btstack_run_loop_set_timer(&bs->commit_timer, ms);
+    btstack_run_loop_add_timer(&bs->commit_timer);
+}
+
+void mp_bluetooth_btstack_bond_store_commit(void) {
+    mp_bluetooth_btstack_bond_store_t *bs = bond_store();
+    if (bs == NULL || !bs->persistent) {
+        return;
+    }
+    if (mp_vfs_blockdev_busy()) {
+        // The stack runs from inside a filesystem operation (rp2's flash
+        // processes pending events): write once it has finished.
+        DEBUG_printf("commit deferred\n");
+        schedule_commit(bs, MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS);
+        return;
+    }
+    int err = mp_bondstore_commit(&bs->store);
+    if (err == 0) {
+        bs->error_reported = false;
+    } else if (err != MP_BONDSTORE_ERR_PROTECTED) {
+        // The change stays pending and is written with the next one.
+        report_error(bs, err);
+    }
+}
+
+static void commit_timer_handler(btstack_timer_source_t *ts) {
+    (void)ts;
+    mp_bluetooth_btstack_bond_store_commit();
 }
 
 static void tag_to_key(uint32_t tag, uint8_t *key) {
@@ -88,56 +173,64 @@ static void mirror_to_handler(uint32_t tag, const uint8_t *value, size_t len) {
     }
 }
 
-static void report_error(const char *what, int err) {
-    mp_bluetooth_btstack_bond_store_t *bs = bond_store();
-    if (bs != NULL) {
-        if (!bs->persistent && MP_TLVSTORE_ERR_APPLIED_IN_RAM(err)) {
-            return; // bond_file=None: keeping bonds in RAM only is what was asked for.
-        }
-        if (bs->error_reported) {
-            return;
-        }
-        bs->error_reported = true;
-    }
-    mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store %s failed (%d)%s\n", what, err,
-        MP_TLVSTORE_ERR_APPLIED_IN_RAM(err) ? ", bonds kept in RAM only this session" : "");
-}
-
-// BTstack's btstack_tlv_t interface.  These run inside BTstack callbacks:
-// they never raise (the store and its VFS adapter return error codes).
-
-static int tlv_get_tag(void *context, uint32_t tag, uint8_t *buffer, uint32_t buffer_size) {
-    int len = mp_tlvstore_get(context, tag, buffer, buffer_size);
-    return len < 0 ? 0 : len;
-}
-
-// Keep a value the stack (or this module) made: in the store, then in an
-// _IRQ_SET_SECRET handler.  Returns false if not even RAM has it.
-static bool keep_value(mp_tlvstore_t *store, uint32_t tag, const uint8_t *data, size_t len) {
-    int err = mp_tlvstore_store(store, tag, data, len);
-    if (err != MP_TLVSTORE_OK) {
-        report_error("write", err);
-        if (!MP_TLVSTORE_ERR_APPLIED_IN_RAM(err)) {
-            return false;
-        }
+// Keep a value the stack (or this module) made: in RAM, to be written with
+// the next commit, and in an _IRQ_SET_SECRET handler.
+static bool keep_value(mp_bluetooth_btstack_bond_store_t *bs, uint32_t tag, const void *data, size_t len) {
+    int err = mp_bondstore_set(&bs->store, tag, data, len);
+    if (err != 0) {
+        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store has no room for tag %08x (%d)\n", (unsigned)tag, err);
+        return false;
     }
     mirror_to_handler(tag, data, len);
     return true;
 }
 
+// BTstack's btstack_tlv_t interface.  These run inside BTstack callbacks:
+// RAM only, no file I/O, never raise.
+
+static int tlv_get_tag(void *context, uint32_t tag, uint8_t *buffer, uint32_t buffer_size) {
+    mp_bluetooth_btstack_bond_store_t *bs = context;
+    if (tag == bs->pending_tag) {
+        memcpy(buffer, &bs->pending, MIN(buffer_size, sizeof(bs->pending)));
+        return sizeof(bs->pending);
+    }
+    int len = mp_bondstore_get(&bs->store, tag, buffer, buffer_size);
+    return len < 0 ? 0 : len;
+}
+
 static int tlv_store_tag(void *context, uint32_t tag, const uint8_t *data, uint32_t data_size) {
-    return keep_value(context, tag, data, data_size) ? 0 : 1;
+    mp_bluetooth_btstack_bond_store_t *bs = context;
+    if (TAG_IS_DEVICE_DB(tag) && data_size == sizeof(bs->pending)
+        && data[offsetof(device_db_entry_t, key_size)] == 0) {
+        // A peer without keys is not a bond yet: hold it back until it is.
+        if (bs->pending_tag != 0 && bs->pending_tag != tag) {
+            keep_value(bs, bs->pending_tag, &bs->pending, sizeof(bs->pending)); // two pairings at once
+        }
+        bs->pending_tag = tag;
+        memcpy(&bs->pending, data, data_size);
+        return 0;
+    }
+    if (tag == bs->pending_tag) {
+        bs->pending_tag = 0;
+    }
+    if (!keep_value(bs, tag, data, data_size)) {
+        return 1;
+    }
+    schedule_commit(bs, 0);
+    return 0;
 }
 
 static void tlv_delete_tag(void *context, uint32_t tag) {
-    if (mp_tlvstore_get(context, tag, NULL, 0) < 0) {
+    mp_bluetooth_btstack_bond_store_t *bs = context;
+    if (tag == bs->pending_tag) {
+        bs->pending_tag = 0;
+    }
+    if (mp_bondstore_get(&bs->store, tag, NULL, 0) < 0) {
         return; // BTstack deletes speculatively; nothing to do or to mirror.
     }
-    int err = mp_tlvstore_delete(context, tag);
-    if (err != MP_TLVSTORE_OK) {
-        report_error("delete", err);
-    }
+    mp_bondstore_set(&bs->store, tag, NULL, 0);
     mirror_to_handler(tag, NULL, 0);
+    schedule_commit(bs, 0);
 }
 
 static const btstack_tlv_t bond_store_tlv = {
@@ -146,20 +239,20 @@ static const btstack_tlv_t bond_store_tlv = {
     .delete_tag = tlv_delete_tag,
 };
 
-// The size BTstack expects for tag's value, or 0 if any size may do.  Device
-// DB and CCCD entries are raw BTstack structs: their size is whatever the
-// stack wrote before, if anything.
-static size_t tag_value_len(uint32_t tag, int current_len) {
+// The size BTstack expects for tag's value.
+static size_t tag_value_len(uint32_t tag) {
     if (tag == TAG_ER || tag == TAG_IR) {
         return 16;
     } else if (tag == TAG_STATIC_ADDRESS) {
         return 6;
+    } else if (TAG_IS_DEVICE_DB(tag)) {
+        return sizeof(device_db_entry_t);
     }
-    return current_len > 0 ? (size_t)current_len : 0;
+    return CCCD_ENTRY_LEN;
 }
 
 // Ask an _IRQ_GET_SECRET handler for tag; a value it has wins over the file.
-static void import_from_handler(mp_tlvstore_t *store, uint32_t tag) {
+static void import_from_handler(mp_bluetooth_btstack_bond_store_t *bs, uint32_t tag) {
     uint8_t key[4];
     tag_to_key(tag, key);
     const uint8_t *value;
@@ -167,23 +260,14 @@ static void import_from_handler(mp_tlvstore_t *store, uint32_t tag) {
     if (!mp_bluetooth_gap_on_get_secret(MP_BLUETOOTH_BTSTACK_SECRET_TYPE_TLV, 0, key, sizeof(key), &value, &len)) {
         return;
     }
-    uint8_t current[MP_TLVSTORE_MAX_VALUE];
-    int current_len = mp_tlvstore_get(store, tag, current, sizeof(current));
     // A value of the wrong size would be ignored by BTstack (which would then
     // make a new key, voiding every bond): keep the file's value instead.
-    size_t expected_len = tag_value_len(tag, current_len);
-    if (len == 0 || len > MP_TLVSTORE_MAX_VALUE || (expected_len && len != expected_len)) {
+    if (len != tag_value_len(tag)) {
         mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: _IRQ_GET_SECRET returned %u bytes for tag %08x, ignored\n", (unsigned)len, (unsigned)tag);
         return;
     }
-    if (current_len == (int)len && memcmp(current, value, len) == 0) {
-        return;
-    }
     DEBUG_printf("import tag %08x (%u bytes) from handler\n", (unsigned)tag, (unsigned)len);
-    int err = mp_tlvstore_store(store, tag, value, len);
-    if (err != MP_TLVSTORE_OK) {
-        report_error("write", err);
-    }
+    mp_bondstore_set(&bs->store, tag, value, len);
 }
 
 static bool random_bytes(uint8_t *buf, size_t len) {
@@ -208,9 +292,9 @@ static bool is_zero(const uint8_t *buf, size_t len) {
 
 // BTstack would generate missing ER/IR itself, but from the controller's
 // LE Rand; use the port's cryptographic source instead, once, and keep it.
-static void ensure_key(mp_tlvstore_t *store, uint32_t tag) {
+static void ensure_key(mp_bluetooth_btstack_bond_store_t *bs, uint32_t tag) {
     uint8_t key[16];
-    if (mp_tlvstore_get(store, tag, key, sizeof(key)) == sizeof(key) && !is_zero(key, sizeof(key))) {
+    if (mp_bondstore_get(&bs->store, tag, key, sizeof(key)) == sizeof(key) && !is_zero(key, sizeof(key))) {
         return;
     }
     do {
@@ -218,11 +302,11 @@ static void ensure_key(mp_tlvstore_t *store, uint32_t tag) {
             return; // BTstack falls back to generating it.
         }
     } while (is_zero(key, sizeof(key)));
-    keep_value(store, tag, key, sizeof(key));
+    keep_value(bs, tag, key, sizeof(key));
 }
 
-// Resolve the configured path: NULL when persistence is disabled.  On unix
-// a leading "~/" is taken from $HOME, and its directory is created.
+// The configured path, NULL when persistence is disabled.  On unix a
+// leading "~/" is taken from $HOME, and its directory is created.
 static const char *bond_file(vstr_t *vstr) {
     const char *path = MICROPY_BLUETOOTH_BTSTACK_BOND_FILE;
     if (bond_file_mode == BOND_FILE_DISABLED) {
@@ -254,72 +338,91 @@ static const char *bond_file(vstr_t *vstr) {
 static int no_file_open(void *ctx, int file, int mode, void **fh) {
     (void)ctx;
     (void)file;
+    (void)mode;
     (void)fh;
-    return mode == MP_TLVSTORE_OPEN_CREATE ? MP_TLVSTORE_ERR_ROFS : MP_TLVSTORE_ERR_NOENT;
-}
-
-static int no_file_remove(void *ctx, int file) {
-    (void)ctx;
-    (void)file;
-    return 0;
+    return MP_BONDSTORE_ERR_NOENT;
 }
 
 // bond_file=None: the store lives in RAM for the session (and in an
-// _IRQ_SET_SECRET handler, if the application has one).
-static const mp_tlvstore_io_t no_file_io = {
+// _IRQ_SET_SECRET handler, if the application has one); never committed.
+static const mp_bondstore_io_t no_file_io = {
     .open = no_file_open,
-    .remove = no_file_remove,
 };
+
+// What load() found that the user should know, in one line.
+static void report_load(const mp_bondstore_t *store) {
+    static const struct {
+        uint8_t flag;
+        char text[47];
+    } findings[] = {
+        { MP_BONDSTORE_LOAD_FOREIGN, "is not a bond store: left untouched" },
+        { MP_BONDSTORE_LOAD_NEWER, "has a newer format: left untouched" },
+        { MP_BONDSTORE_LOAD_TOO_BIG, "holds too many bonds: left untouched" },
+        { MP_BONDSTORE_LOAD_READ_ERROR, "cannot be read: left untouched" },
+        { MP_BONDSTORE_LOAD_SALVAGED, "was damaged: intact bonds kept" },
+        { MP_BONDSTORE_LOAD_V1_DROPPED, "was damaged: intact bonds kept" },
+        { MP_BONDSTORE_LOAD_MIGRATED, "converted from format version 1" },
+        { MP_BONDSTORE_LOAD_DAMAGED, "had torn or stale data: removed" },
+    };
+    for (size_t i = 0; i < MP_ARRAY_SIZE(findings); ++i) {
+        if (store->found & findings[i].flag) {
+            mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond file %s%s\n", findings[i].text,
+                store->mode == MP_BONDSTORE_MODE_PROTECTED ? ", bonds kept in RAM only" : "");
+            return;
+        }
+    }
+}
 
 void mp_bluetooth_btstack_bond_store_init(void) {
     mp_bluetooth_btstack_root_pointers_t *rp = MP_STATE_PORT(bluetooth_btstack_root_pointers);
+    // Like mp_bluetooth_init()'s own allocations, these raise MemoryError
+    // before the stack starts if the heap is exhausted.
     mp_bluetooth_btstack_bond_store_t *bs = m_new0(mp_bluetooth_btstack_bond_store_t, 1);
     rp->bond_store = bs;
-
     vstr_t vstr;
     vstr_init(&vstr, 32);
     const char *path = bond_file(&vstr);
-    bs->persistent = path != NULL;
-    if (path != NULL && mp_tlvstore_vfs_init(&bs->vfs, path)) {
-        mp_tlvstore_init(&bs->store, &mp_tlvstore_vfs_io, &bs->vfs);
-    } else {
-        mp_tlvstore_init(&bs->store, &no_file_io, NULL);
-    }
-
-    mp_tlvstore_load_result_t result;
-    int err = mp_tlvstore_load(&bs->store, &result);
-    DEBUG_printf("load %s: err=%d flags=%04x entries=%u\n", path ? path : "(none)", err, (unsigned)result.flags, result.entries);
-    const uint32_t repaired = MP_TLVSTORE_LOAD_HEADER_BAD | MP_TLVSTORE_LOAD_TORN_TAIL | MP_TLVSTORE_LOAD_CORRUPT_MIDDLE | MP_TLVSTORE_LOAD_SIDE_REPLAYED;
-    if (path != NULL && (err != MP_TLVSTORE_OK || (result.flags & repaired))) {
-        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store %s: recovered (flags 0x%04x, %u entries kept, %u bytes dropped)%s\n",
-            path, (unsigned)result.flags, result.entries, (unsigned)(result.tail_bytes + result.junk_bytes),
-            err != MP_TLVSTORE_OK ? ", file not writable: bonds kept in RAM only" : "");
+    const mp_bondstore_io_t *io = path ? mp_bondstore_vfs_init(&bs->vfs, path) : NULL;
+    bs->persistent = io != NULL;
+    mp_bondstore_init(&bs->store, io ? io : &no_file_io, &bs->vfs, bs->records, sizeof(bs->records));
+    mp_bondstore_load(&bs->store);
+    DEBUG_printf("load %s: mode=%d found=%02x\n", path ? path : "(none)", bs->store.mode, bs->store.found);
+    if (bs->persistent) {
+        report_load(&bs->store);
     }
     vstr_clear(&vstr);
 
     // An application's own secret store wins over the file.
     for (int i = 0; i < NVM_NUM_DEVICE_DB_ENTRIES; ++i) {
-        import_from_handler(&bs->store, TAG_DEVICE_DB(i));
+        import_from_handler(bs, TAG_DEVICE_DB(i));
     }
     for (int i = 0; i < NVN_NUM_GATT_SERVER_CCC; ++i) {
-        import_from_handler(&bs->store, TAG_CCCD(i));
+        import_from_handler(bs, TAG_CCCD(i));
     }
-    import_from_handler(&bs->store, TAG_ER);
-    import_from_handler(&bs->store, TAG_IR);
-    import_from_handler(&bs->store, TAG_STATIC_ADDRESS);
+    import_from_handler(bs, TAG_ER);
+    import_from_handler(bs, TAG_IR);
+    import_from_handler(bs, TAG_STATIC_ADDRESS);
 
-    ensure_key(&bs->store, TAG_ER);
-    ensure_key(&bs->store, TAG_IR);
-
-    btstack_tlv_set_instance(&bond_store_tlv, &bs->store);
+    ensure_key(bs, TAG_ER);
+    ensure_key(bs, TAG_IR);
+    btstack_run_loop_set_timer_handler(&bs->commit_timer, commit_timer_handler);
+    btstack_tlv_set_instance(&bond_store_tlv, bs);
+    // New keys, imports and repairs: one write, before the stack starts.
+    if (!mp_vfs_blockdev_busy()) {
+        mp_bluetooth_btstack_bond_store_commit();
+    }
 }
 
 void mp_bluetooth_btstack_bond_store_deinit(void) {
-    btstack_tlv_set_instance(NULL, NULL);
-    mp_bluetooth_btstack_root_pointers_t *rp = MP_STATE_PORT(bluetooth_btstack_root_pointers);
-    if (rp != NULL) {
-        rp->bond_store = NULL;
+    mp_bluetooth_btstack_bond_store_t *bs = bond_store();
+    if (bs != NULL) {
+        btstack_run_loop_remove_timer(&bs->commit_timer);
+        if (!mp_vfs_blockdev_busy()) {
+            mp_bluetooth_btstack_bond_store_commit();
+        }
+        MP_STATE_PORT(bluetooth_btstack_root_pointers)->bond_store = NULL;
     }
+    btstack_tlv_set_instance(NULL, NULL);
 }
 
 static bool valid_static_address(const uint8_t *addr) {
@@ -340,7 +443,7 @@ bool mp_bluetooth_btstack_bond_store_static_address(uint8_t *addr) {
     if (bs == NULL) {
         return false;
     }
-    if (mp_tlvstore_get(&bs->store, TAG_STATIC_ADDRESS, addr, 6) == 6 && valid_static_address(addr)) {
+    if (mp_bondstore_get(&bs->store, TAG_STATIC_ADDRESS, addr, 6) == 6 && valid_static_address(addr)) {
         return true;
     }
     do {
@@ -349,7 +452,9 @@ bool mp_bluetooth_btstack_bond_store_static_address(uint8_t *addr) {
         }
         addr[0] |= 0xc0;
     } while (!valid_static_address(addr));
-    keep_value(&bs->store, TAG_STATIC_ADDRESS, addr, 6);
+    if (keep_value(bs, TAG_STATIC_ADDRESS, addr, 6)) {
+        mp_bluetooth_btstack_bond_store_commit();
+    }
     return true;
 }
 
@@ -371,10 +476,25 @@ void mp_bluetooth_set_bond_file(mp_obj_t path_in) {
     }
     size_t len;
     const char *path = mp_obj_str_get_data(path_in, &len);
-    if (len == 0 || len > MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX || strlen(path) != len) {
+    // A relative path is taken from the current directory now, so that a
+    // later chdir() cannot make a second store appear.
+    bool relative = len > 0 && path[0] != '/' && !(path[0] == '~' && path[1] == '/');
+    size_t cwd_len = 0;
+    const char *cwd = "";
+    if (relative) {
+        cwd = mp_obj_str_get_data(mp_vfs_getcwd(), &cwd_len);
+        cwd_len -= cwd_len > 0 && cwd[cwd_len - 1] == '/';
+    }
+    if (len == 0 || strlen(path) != len || (relative ? cwd_len + 1 : 0) + len > MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX) {
         mp_raise_ValueError(MP_ERROR_TEXT("invalid bond_file"));
     }
-    memcpy(bond_file_path, path, len + 1);
+    char *p = bond_file_path;
+    if (relative) {
+        memcpy(p, cwd, cwd_len);
+        p[cwd_len] = '/';
+        p += cwd_len + 1;
+    }
+    memcpy(p, path, len + 1);
     bond_file_mode = BOND_FILE_CUSTOM;
 }
 

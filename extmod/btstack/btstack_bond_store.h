@@ -31,19 +31,24 @@
 // BTstack keeps everything it must remember across restarts in its TLV
 // (tag/length/value) interface: the LE device DB ('BTD'+index, i.e. the
 // bonds), the stack's own ER/IR keys ('SMER'/'SMIR') and bonded peers'
-// CCCDs ('BTC'+index).  This module implements that interface on a file on
-// MicroPython's filesystem (see mp_tlvstore.h for the power-loss-safe
-// format), and mirrors every change to an _IRQ_SET_SECRET handler if the
-// application has one (aioble's pattern), so both keep working:
+// CCCDs ('BTC'+index).  This module implements that interface on the bond
+// store (extmod/bondstore), a file on MicroPython's filesystem, and mirrors
+// every change to an _IRQ_SET_SECRET handler if the application has one
+// (aioble's pattern), so both keep working:
 //
 // - At active(1) the file is loaded into RAM.  Then, for every tag BTstack
 //   may read, an _IRQ_GET_SECRET handler is asked (type
 //   MP_BLUETOOTH_BTSTACK_SECRET_TYPE_TLV, key = the 4-byte tag, big
 //   endian); a bytes value it returns wins over the file and is written to
-//   it.  During the session BTstack's lookups are served from RAM only, so
-//   the handler is not called for every lookup the stack makes.
-// - Every store and delete BTstack makes is written to the file and then
-//   passed to an _IRQ_SET_SECRET handler (value None for a delete).
+//   it.  During the session BTstack's lookups are served from RAM.
+// - BTstack's stores and deletes change RAM only (stack callbacks never do
+//   file I/O); they are written to the file together, when the stack's event
+//   loop next runs outside any filesystem operation, and always before an
+//   _IRQ_ENCRYPTION_UPDATE reports a new bond (see
+//   mp_bluetooth_btstack_bond_store_commit()).
+// - A device-DB entry that names a peer but has no keys yet is not a bond:
+//   it is kept out of the file until its keys arrive, so a power cut during
+//   pairing leaves the peer either fully bonded or not bonded at all.
 // - Missing ER/IR keys are generated from the port's random number source
 //   (mp_hal_get_random) once, and kept.
 // - Without a public or controller-supplied address, the random static
@@ -63,17 +68,26 @@
 #endif
 #endif
 
-// Longest bond_file path accepted by ble.config().
+// Longest bond_file path accepted by ble.config() (kept in static RAM).
 #ifndef MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX
+#if MICROPY_VFS_POSIX
+#define MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX (255)
+#else
 #define MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX (64)
+#endif
 #endif
 
 // Called from mp_bluetooth_init() before BTstack's security manager starts:
 // loads the store and registers it as BTstack's TLV.  Never raises.
 void mp_bluetooth_btstack_bond_store_init(void);
 
-// Called from mp_bluetooth_deinit(): unregisters the TLV.
+// Called from mp_bluetooth_deinit(): writes pending changes, unregisters the TLV.
 void mp_bluetooth_btstack_bond_store_deinit(void);
+
+// Write pending changes to the file now, unless a filesystem operation is in
+// progress (mp_vfs_blockdev_busy()): then as soon as the stack's event loop
+// runs outside it.  Never raises.
+void mp_bluetooth_btstack_bond_store_commit(void);
 
 // Fill addr with the kept random static address, generating and keeping a
 // new one if there is none.  Returns false if no address could be provided.

@@ -33,10 +33,21 @@ CONFIGS: dict[str, list[str]] = {
     "align512": ["-DMP_BONDSTORE_COPY_ALIGN=512"],
     "v1tags1": ["-DMP_BONDSTORE_V1_MAX_TAGS=1"],
 }
+
+
+def setting(name: str) -> int:
+    """A compile-time setting of the configuration under test (its -D, or the header's)."""
+    for flag in CONFIGS[os.environ.get("MP_BONDSTORE_CONFIG", "default")]:
+        if flag.startswith(f"-DMP_BONDSTORE_{name}="):
+            return int(flag.split("=", 1)[1])
+    return int(C[name])
+
+
 MAIN, V1_SIDE, RESERVE = C["FILE_MAIN"], C["FILE_V1_SIDE"], C["FILE_RESERVE"]
 CUT_UNCHANGED, CUT_GARBAGE, CUT_ZEROS = 0, 1, 2
 # BTstack's table (16 device-DB entries of 60 bytes, 20 CCCDs, ER, IR, address).
-BTSTACK_CAPACITY = 16 * (5 + 60) + 20 * (5 + 8) + 2 * (5 + 16) + (5 + 6)
+OVERHEAD = C["RECORD_OVERHEAD"]
+BTSTACK_CAPACITY = 16 * (OVERHEAD + 60) + 20 * (OVERHEAD + 8) + 2 * (OVERHEAD + 16) + OVERHEAD + 6
 
 
 def tag(name: str, index: int | None = None) -> int:
@@ -53,7 +64,10 @@ def build(config: str = "default", sanitize: bool = False) -> Path:
     for p in SOURCES + HEADERS:
         h.update(p.read_bytes())
     h.update(" ".join(WARN + flags).encode())
-    out = BUILD_DIR / f"libbondstore-{config}-{'asan' if sanitize else 'plain'}-{h.hexdigest()[:16]}.so"
+    out = (
+        BUILD_DIR
+        / f"libbondstore-{config}-{'asan' if sanitize else 'plain'}-{h.hexdigest()[:16]}.so"
+    )
     if out.exists():
         return out
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
@@ -103,7 +117,7 @@ class Lib:
                 ctypes.c_bool,
                 [vp, sz, ctypes.POINTER(u32), ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(sz)],
             ),
-            "mp_bondstore_crc": (u32, [u32, ctypes.c_char_p, sz]),
+            "mp_bondstore_crc": (u32, [ctypes.c_char_p, ctypes.c_uint, u32]),
             "shim_mem_reset": (None, []),
             "shim_mem_power_on": (None, []),
             "shim_mem_set_atomic": (None, [i]),
@@ -152,7 +166,7 @@ class Lib:
 
     def crc(self, data: bytes) -> int:
         """The store's CRC in zlib's convention."""
-        return int(self.dll.mp_bondstore_crc(0xFFFFFFFF, data, len(data))) ^ 0xFFFFFFFF
+        return int(self.dll.mp_bondstore_crc(data, len(data), 0xFFFFFFFF)) ^ 0xFFFFFFFF
 
 
 class Store:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bondfile
 import pytest
-from bondstore_harness import C, MAIN, RESERVE, V1_SIDE, Lib, Store, tag
+from bondstore_harness import MAIN, RESERVE, V1_SIDE, C, Lib, Store, tag
 from test_powercut import recover
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +56,10 @@ def migrate(fs: Lib, main: bytes, side: bytes | None = None) -> Store:
 
 
 def test_a_file_written_by_the_version_1_store(fs: Lib) -> None:
-    expected = {int(k, 16): bytes.fromhex(v) for k, v in json.loads(FIXTURE.with_suffix(".json").read_text()).items()}
+    expected = {
+        int(k, 16): bytes.fromhex(v)
+        for k, v in json.loads(FIXTURE.with_suffix(".json").read_text()).items()
+    }
     s = migrate(fs, FIXTURE.read_bytes())
     assert s.items() == expected and len(expected) == 23
     assert s.commit() == 0
@@ -68,7 +71,9 @@ def test_a_file_written_by_the_version_1_store(fs: Lib) -> None:
 
 def test_highest_sequence_number_wins(fs: Lib) -> None:
     t = tag("BTD", 0)
-    s = migrate(fs, v1_file([(t, b"new" * 20, 9), (t, b"old" * 20, 4), (tag("SMER"), b"e" * 16, 5)]))
+    s = migrate(
+        fs, v1_file([(t, b"new" * 20, 9), (t, b"old" * 20, 4), (tag("SMER"), b"e" * 16, 5)])
+    )
     assert s.items() == {t: b"new" * 20, tag("SMER"): b"e" * 16}
 
 

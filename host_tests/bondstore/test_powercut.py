@@ -39,7 +39,10 @@ def workload(bonds: int) -> list[tuple[str, Event]]:
         return tag("BTD", i), next(v) * 3 + next(v)[:12]  # 60 bytes
 
     events: list[tuple[str, Event]] = [
-        ("first boot", [(tag("SMER"), next(v)), (tag("SMIR"), next(v)), (tag("MPSA"), next(v)[:6])])
+        (
+            "first boot",
+            [(tag("SMER"), next(v)), (tag("SMIR"), next(v)), (tag("MPSA"), next(v)[:6])],
+        )
     ]
     for i in range(bonds):
         events.append((f"bond {i}", [btd(i)]))

@@ -2,22 +2,20 @@
 # BLE inactive, the peripheral damages its own store file, then restarts
 # (hard); BLE must come up, report what it recovered (one line on stderr,
 # part of the expected output), keep every intact bond, and pairing a new
-# central must still work.  spec/bond-store.md, section 6, defines the
+# central must still work.  spec/bond-store.md, section 4, defines the
 # outcomes:
 #
-# - "garbage": bytes appended after the last slot, which do not form a
-#   valid slot header, are a torn tail: dropped, every record is kept, so
-#   central #0 re-encrypts without pairing.  Central #1 then pairs anew.
-# - "torn": the file is cut in the middle of its last slot, as by a power
-#   cut during an append.  That slot (printed) is dropped as a torn tail and
-#   every complete record before it is kept: central #0, whose bond is in a
-#   complete record, re-encrypts without pairing.  The torn slot holds the
-#   bond of central #1 (the last one stored): the peripheral has lost it, so
-#   it refuses central #1's keys and the link is not encrypted (see
+# - "garbage": bytes appended after the image are stale data: removed, every
+#   record is kept, so central #0 re-encrypts without pairing.  Central #1
+#   then pairs anew.
+# - "damaged": a byte of the last record (printed) is changed, as a bad
+#   flash cell or card would; a power cut cannot do this, it always leaves a
+#   whole image.  The image fails its CRC, so its records are salvaged one
+#   by one: every record that passes its own CRC is kept, so central #0
+#   re-encrypts without pairing.  The damaged record holds the bond of
+#   central #1 (the last one stored): the peripheral has lost it, so it
+#   refuses central #1's keys and the link is not encrypted (see
 #   ble_gap_pair_bond_lru.py for an evicted bond).
-#
-# The recovery line counts every entry kept in the store (ER, IR, the
-# static address and the bonds).
 #
 # The central plays two devices (bond files), and is restarted to switch
 # between them, so each identity really is a fresh device.
@@ -92,27 +90,29 @@ def start(path, fresh=False):
     ble.irq(irq)
 
 
-def store_slots(path):
-    # Walk the store file (spec/bond-store.md: 24-byte header, then slots of
-    # an 8-byte slot header and a record area); return, per slot, its offset
-    # and its record's tag (None for a free slot).
+def store_records(path):
+    # The bond file (spec/bond-store.md, version 2): the records of its newest
+    # image, as (offset, tag, value).  Images start at multiples of 512 with
+    # b"MPBS", version 2, 0, records' length (2), generation (4) and CRC (4);
+    # a record is tag (4), length (1), value, CRC (4).
     with open(path, "rb") as f:
         data = f.read()
-    slots = []
-    p = 24
-    while p + 8 <= len(data):
-        capacity = struct.unpack_from("<H", data, p + 2)[0]
-        tag = None
-        if data[p + 8] == 0x01:
-            tag = struct.unpack_from("<I", data, p + 12)[0]
-        slots.append((p, tag))
-        p += 8 + capacity
-    return slots, len(data)
+    images = []
+    for p in range(0, len(data), 512):
+        if data[p : p + 4] == b"MPBS":
+            images.append((struct.unpack_from("<I", data, p + 8)[0], p))
+    p = max(images)[1]
+    end = p + 16 + struct.unpack_from("<H", data, p + 6)[0]
+    records = []
+    p += 16
+    while p < end:
+        tag, n = struct.unpack_from("<IB", data, p)
+        records.append((p, tag, data[p + 5 : p + 5 + n]))
+        p += 9 + n
+    return records
 
 
 def tag_name(tag):
-    if tag is None:
-        return "free"
     name = struct.pack(">I", tag)
     if name[:3] in (b"BTD", b"BTC"):
         return "{}{}".format(name[:3].decode(), name[3])
@@ -132,11 +132,11 @@ STEPS = (
     ("pair 0", 0, False),
     ("garbage 0", 0, True),
     ("garbage 1", 1, False),
-    ("torn 0", 0, True),
-    ("torn 1", 1, False),
+    ("damaged 0", 0, True),
+    ("damaged 1", 1, False),
 )
 # Steps whose central's bond the peripheral lost: encryption is refused.
-LOST = ("torn 1",)
+LOST = ("damaged 1",)
 
 
 def restart(resume):
@@ -202,18 +202,21 @@ def instance0_garbage():
     serve_one_connection(1)
     serve_one_connection(2)
     ble.active(0)
-    slots, size = store_slots(PERIPHERAL_FILE)
-    print("slots", [tag_name(tag) for _, tag in slots])
-    # Cut the last slot in the middle of its record.
-    with open(PERIPHERAL_FILE, "rb") as f:
-        data = f.read(slots[-1][0] + 8 + 20)
-    with open(PERIPHERAL_FILE, "wb") as f:
-        f.write(data)
-    print("torn slot", tag_name(slots[-1][1]), "bytes cut", size - len(data))
-    restart("instance0_torn")
+    records = store_records(PERIPHERAL_FILE)
+    print("records", [tag_name(tag) for _, tag, _ in records])
+    # Damage the last bond's record (as a bad flash cell or card would, not
+    # a power cut: that always leaves a whole image).
+    offset, tag, _ = records[-1]
+    with open(PERIPHERAL_FILE, "r+b") as f:
+        f.seek(offset + 5 + 20)
+        byte = f.read(1)
+        f.seek(offset + 5 + 20)
+        f.write(bytes([byte[0] ^ 0x55]))
+    print("damaged record", tag_name(tag))
+    restart("instance0_damaged")
 
 
-def instance0_torn():
+def instance0_damaged():
     resume(3)
     serve_one_connection(3)
     serve_one_connection(4)

@@ -81,24 +81,32 @@ def start(path, le_secure, fresh=False):
     ble.irq(irq)
 
 
-def stored_bonds(path):
-    # Walk the store file (spec/bond-store.md: 24-byte header, then slots of
-    # an 8-byte header and a record area) and return the BTstack
-    # le_device_db entries ('BTD'+i), as (key_size, secure_connection).
+def store_records(path):
+    # The bond file (spec/bond-store.md, version 2): the records of its newest
+    # image, as (offset, tag, value).  Images start at multiples of 512 with
+    # b"MPBS", version 2, 0, records' length (2), generation (4) and CRC (4);
+    # a record is tag (4), length (1), value, CRC (4).
     with open(path, "rb") as f:
         data = f.read()
-    bonds = []
-    p = 24
-    while p + 8 <= len(data):
-        capacity = struct.unpack_from("<H", data, p + 2)[0]
-        rec = p + 8
-        if data[rec] == 0x01:
-            length, tag = struct.unpack_from("<HI", data, rec + 2)
-            if tag >> 8 == 0x425444:  # 'BTD'
-                value = data[rec + 12 : rec + 12 + length]
-                bonds.append((tag & 0xFF, value[56], value[59]))
-        p = rec + capacity
-    return [b[1:] for b in sorted(bonds)]
+    images = []
+    for p in range(0, len(data), 512):
+        if data[p : p + 4] == b"MPBS":
+            images.append((struct.unpack_from("<I", data, p + 8)[0], p))
+    p = max(images)[1]
+    end = p + 16 + struct.unpack_from("<H", data, p + 6)[0]
+    records = []
+    p += 16
+    while p < end:
+        tag, n = struct.unpack_from("<IB", data, p)
+        records.append((p, tag, data[p + 5 : p + 5 + n]))
+        p += 9 + n
+    return records
+
+
+def stored_bonds(path):
+    # BTstack's le_device_db entries ('BTD'+i) as (key_size, secure_connection).
+    bonds = sorted((tag & 0xFF, v[56], v[59]) for _, tag, v in store_records(path) if tag >> 8 == 0x425444)
+    return [b[1:] for b in bonds]
 
 
 def restart(resume):

@@ -99,23 +99,31 @@ def start(path, fresh=False):
     ble.irq(irq)
 
 
-def stored_bond_addresses(path):
-    # Walk the store file (spec/bond-store.md: 24-byte header, then slots of
-    # an 8-byte header and a record area) and return the peer address of
-    # every BTstack le_device_db entry ('BTD'+i; address at offset 8).
+def store_records(path):
+    # The bond file (spec/bond-store.md, version 2): the records of its newest
+    # image, as (offset, tag, value).  Images start at multiples of 512 with
+    # b"MPBS", version 2, 0, records' length (2), generation (4) and CRC (4);
+    # a record is tag (4), length (1), value, CRC (4).
     with open(path, "rb") as f:
         data = f.read()
-    addrs = []
-    p = 24
-    while p + 8 <= len(data):
-        capacity = struct.unpack_from("<H", data, p + 2)[0]
-        rec = p + 8
-        if data[rec] == 0x01:
-            tag = struct.unpack_from("<I", data, rec + 4)[0]
-            if tag >> 8 == 0x425444:  # 'BTD'
-                addrs.append(bytes(data[rec + 12 + 8 : rec + 12 + 14]))
-        p = rec + capacity
-    return addrs
+    images = []
+    for p in range(0, len(data), 512):
+        if data[p : p + 4] == b"MPBS":
+            images.append((struct.unpack_from("<I", data, p + 8)[0], p))
+    p = max(images)[1]
+    end = p + 16 + struct.unpack_from("<H", data, p + 6)[0]
+    records = []
+    p += 16
+    while p < end:
+        tag, n = struct.unpack_from("<IB", data, p)
+        records.append((p, tag, data[p + 5 : p + 5 + n]))
+        p += 9 + n
+    return records
+
+
+def stored_bond_addresses(path):
+    # The peer address of every BTstack le_device_db entry ('BTD'+i; at offset 8).
+    return [bytes(v[8:14]) for _, tag, v in store_records(path) if tag >> 8 == 0x425444]
 
 
 PERIPHERAL_FILE = "bond_test_lru_0"

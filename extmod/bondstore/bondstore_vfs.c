@@ -3,6 +3,8 @@
  *
  * The MIT License (MIT)
  *
+ * Copyright (c) 2025 MicroPython BTstack bond-store contributors
+ *
  * Permission is hereby granted, free of charge, to any person obtaining a copy
  * of this software and associated documentation files (the "Software"), to deal
  * in the Software without restriction, including without limitation the rights
@@ -21,7 +23,6 @@
  * OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
  * THE SOFTWARE.
  */
-
 #include <string.h>
 
 #include "py/runtime.h"
@@ -30,15 +31,21 @@
 #include "py/mperrno.h"
 #include "extmod/vfs.h"
 
-#if MICROPY_PY_BLUETOOTH && MICROPY_BLUETOOTH_BTSTACK && MICROPY_BLUETOOTH_BTSTACK_BOND_STORE
+#if MICROPY_PY_BLUETOOTH_ENABLE_BOND_FILE
 
-#include "extmod/btstack/mp_tlvstore_vfs.h"
+#include "extmod/bondstore/bondstore_vfs.h"
 
+#if MICROPY_VFS_LFS1 || MICROPY_VFS_LFS2
+#include "extmod/vfs_lfs.h"
+#endif
+#if MICROPY_VFS_LFS2
+#include "lib/uzlib/uzlib.h"
+#endif
 #if MICROPY_VFS_POSIX
 #include <sys/stat.h>
 #endif
 
-#define DEBUG_printf(...) // printf("tlvstore_vfs: " __VA_ARGS__)
+#define DEBUG_printf(...) // printf("bondstore_vfs: " __VA_ARGS__)
 
 static const MP_DEFINE_STR_OBJ(mode_read_obj, "rb");
 static const MP_DEFINE_STR_OBJ(mode_rdwr_obj, "r+b");
@@ -47,29 +54,30 @@ static const MP_DEFINE_STR_OBJ(mode_create_obj, "w+b");
 static int error_from_errno(int err) {
     switch (err) {
         case MP_ENOENT:
-            return MP_TLVSTORE_ERR_NOENT;
+            return MP_BONDSTORE_ERR_NOENT;
         case MP_ENOSPC:
-            return MP_TLVSTORE_ERR_NOSPC;
+            return MP_BONDSTORE_ERR_NOSPC;
         case MP_EROFS:
-            return MP_TLVSTORE_ERR_ROFS;
+            return MP_BONDSTORE_ERR_ROFS;
         default:
-            return MP_TLVSTORE_ERR_IO;
+            return MP_BONDSTORE_ERR_IO;
     }
 }
 
-// Map an exception raised by the VFS to a store error code.
+// An OSError becomes a store error code; anything else is not ours to
+// handle (Ctrl-C delivered while the filesystem ran pending events), so it is
+// raised again at the next point where Python code runs.
 static int error_from_exception(mp_obj_t exc) {
     if (mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(exc)), MP_OBJ_FROM_PTR(&mp_type_OSError))) {
         mp_obj_t errno_obj = mp_obj_exception_get_value(exc);
-        if (mp_obj_is_small_int(errno_obj)) {
-            return error_from_errno(MP_OBJ_SMALL_INT_VALUE(errno_obj));
-        }
+        return mp_obj_is_small_int(errno_obj) ? error_from_errno(MP_OBJ_SMALL_INT_VALUE(errno_obj)) : MP_BONDSTORE_ERR_IO;
     }
-    return MP_TLVSTORE_ERR_IO;
+    mp_sched_exception(exc);
+    return MP_BONDSTORE_ERR_IO;
 }
 
 static int vfs_open(void *ctx_in, int file, int mode, void **fh) {
-    mp_tlvstore_vfs_t *ctx = ctx_in;
+    mp_bondstore_vfs_t *ctx = ctx_in;
     static const mp_obj_str_t *const modes[] = { &mode_read_obj, &mode_rdwr_obj, &mode_create_obj };
     #if MICROPY_VFS_POSIX
     // Bond keys are secrets: a file the store creates is readable by its owner only.
@@ -83,10 +91,8 @@ static int vfs_open(void *ctx_in, int file, int mode, void **fh) {
         nlr_pop();
     } else {
         ret = error_from_exception(MP_OBJ_FROM_PTR(nlr.ret_val));
-        if (ret == MP_TLVSTORE_ERR_NOENT && mode == MP_TLVSTORE_OPEN_CREATE) {
-            // A file that cannot be created (missing directory) is a write
-            // failure, not an absent file.
-            ret = MP_TLVSTORE_ERR_IO;
+        if (ret == MP_BONDSTORE_ERR_NOENT && mode == MP_BONDSTORE_OPEN_CREATE) {
+            ret = MP_BONDSTORE_ERR_IO; // a missing directory is a write failure
         }
     }
     #if MICROPY_VFS_POSIX
@@ -96,31 +102,21 @@ static int vfs_open(void *ctx_in, int file, int mode, void **fh) {
     return ret;
 }
 
-static int vfs_seek(mp_obj_t f, uint32_t offset) {
-    int err;
-    if (mp_stream_seek(f, offset, MP_SEEK_SET, &err) == (mp_off_t)-1) {
-        return error_from_errno(err);
-    }
-    return 0;
-}
-
 static int vfs_rw(void *fh, uint32_t offset, uint8_t *buf, uint32_t len, byte flags) {
     mp_obj_t f = MP_OBJ_FROM_PTR(fh);
-    int ret;
+    int ret, err = 0;
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
-        ret = vfs_seek(f, offset);
-        if (ret == 0) {
-            int err = 0;
-            mp_uint_t n = mp_stream_rw(f, buf, len, &err, flags);
-            if (err != 0) {
-                ret = error_from_errno(err);
-            } else if ((flags & MP_STREAM_RW_WRITE) && n != len) {
-                // A short write with no error means the filesystem is full.
-                ret = MP_TLVSTORE_ERR_NOSPC;
-            } else {
-                ret = (flags & MP_STREAM_RW_WRITE) ? 0 : (int)n;
-            }
+        mp_uint_t n = 0;
+        if (mp_stream_seek(f, offset, MP_SEEK_SET, &err) != (mp_off_t)-1) {
+            n = mp_stream_rw(f, buf, len, &err, flags);
+        }
+        if (err != 0) {
+            ret = error_from_errno(err);
+        } else if (flags & MP_STREAM_RW_WRITE) {
+            ret = n == len ? 0 : MP_BONDSTORE_ERR_NOSPC; // a short write: full
+        } else {
+            ret = n;
         }
         nlr_pop();
     } else {
@@ -145,8 +141,7 @@ static int vfs_ioctl(void *fh, mp_uint_t request) {
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
         int err;
-        const mp_stream_p_t *stream = mp_get_stream(f);
-        if (stream->ioctl(f, request, 0, &err) == MP_STREAM_ERROR) {
+        if (mp_get_stream(f)->ioctl(f, request, 0, &err) == MP_STREAM_ERROR) {
             ret = error_from_errno(err);
         }
         nlr_pop();
@@ -158,8 +153,8 @@ static int vfs_ioctl(void *fh, mp_uint_t request) {
 
 static int vfs_sync(void *ctx, void *fh) {
     (void)ctx;
-    // Flush is a durable sync on both VFSs we target: fsync() in VfsPosix,
-    // lfs_file_sync() in littlefs.
+    // A durable sync on every VFS: fsync() in VfsPosix, lfs_file_sync() in
+    // littlefs, f_sync() in FatFs.
     return vfs_ioctl(fh, MP_STREAM_FLUSH);
 }
 
@@ -169,7 +164,7 @@ static int vfs_close(void *ctx, void *fh) {
 }
 
 static int vfs_remove(void *ctx_in, int file) {
-    mp_tlvstore_vfs_t *ctx = ctx_in;
+    mp_bondstore_vfs_t *ctx = ctx_in;
     int ret = 0;
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
@@ -177,40 +172,62 @@ static int vfs_remove(void *ctx_in, int file) {
         nlr_pop();
     } else {
         ret = error_from_exception(MP_OBJ_FROM_PTR(nlr.ret_val));
-        if (ret == MP_TLVSTORE_ERR_NOENT) {
-            ret = 0;
-        }
     }
     return ret;
 }
 
-const mp_tlvstore_io_t mp_tlvstore_vfs_io = {
-    .open = vfs_open,
-    .read = vfs_read,
-    .write = vfs_write,
-    .sync = vfs_sync,
-    .close = vfs_close,
-    .remove = vfs_remove,
-    // The VFS has no truncate: the store compacts instead.
-    .truncate = NULL,
+#if MICROPY_VFS_LFS2
+#define VFS_CRC uzlib_crc32 // the same CRC, already linked for littlefs
+#else
+#define VFS_CRC mp_bondstore_crc
+#endif
+
+static const mp_bondstore_io_t vfs_io[2] = {
+    { vfs_open, vfs_read, vfs_write, vfs_sync, vfs_close, vfs_remove, VFS_CRC, 0 },
+    { vfs_open, vfs_read, vfs_write, vfs_sync, vfs_close, vfs_remove, VFS_CRC, MP_BONDSTORE_IO_ATOMIC },
 };
 
-bool mp_tlvstore_vfs_init(mp_tlvstore_vfs_t *ctx, const char *path) {
-    size_t len = strlen(path);
+// littlefs makes a file's changes visible at sync, all at once.
+static bool vfs_is_atomic(const char *path) {
+    #if MICROPY_VFS_LFS1 || MICROPY_VFS_LFS2
+    const char *path_out;
+    mp_vfs_mount_t *vfs = mp_vfs_lookup_path(path, &path_out);
+    if (vfs != MP_VFS_NONE && vfs != MP_VFS_ROOT) {
+        const mp_obj_type_t *type = mp_obj_get_type(vfs->obj);
+        #if MICROPY_VFS_LFS1
+        if (type == &mp_type_vfs_lfs1) {
+            return true;
+        }
+        #endif
+        #if MICROPY_VFS_LFS2
+        if (type == &mp_type_vfs_lfs2) {
+            return true;
+        }
+        #endif
+    }
+    #endif
+    (void)path;
+    return false;
+}
+
+const mp_bondstore_io_t *mp_bondstore_vfs_init(mp_bondstore_vfs_t *ctx, const char *path) {
+    static const char suffix[][5] = { "", ".new", ".rsv" };
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
-        vstr_t side;
-        vstr_init(&side, len + 5);
-        vstr_add_strn(&side, path, len);
-        vstr_add_str(&side, ".new");
-        ctx->path[MP_TLVSTORE_FILE_MAIN] = mp_obj_new_str(path, len);
-        ctx->path[MP_TLVSTORE_FILE_SIDE] = mp_obj_new_str_from_vstr(&side);
+        for (int i = 0; i < 3; ++i) {
+            vstr_t vstr;
+            vstr_init(&vstr, strlen(path) + 5);
+            vstr_add_str(&vstr, path);
+            vstr_add_str(&vstr, suffix[i]);
+            ctx->path[i] = mp_obj_new_str_from_vstr(&vstr);
+        }
+        const mp_bondstore_io_t *io = &vfs_io[vfs_is_atomic(path)];
         nlr_pop();
-        return true;
+        return io;
     } else {
         mp_obj_print_exception(MICROPY_ERROR_PRINTER, MP_OBJ_FROM_PTR(nlr.ret_val));
-        return false;
+        return NULL;
     }
 }
 
-#endif // MICROPY_PY_BLUETOOTH && MICROPY_BLUETOOTH_BTSTACK && MICROPY_BLUETOOTH_BTSTACK_BOND_STORE
+#endif // MICROPY_PY_BLUETOOTH_ENABLE_BOND_FILE
