@@ -14,6 +14,8 @@
 #   make size            benchmark: rp2 firmware size, upstream vs overlay vs store
 #   make bench           benchmark: bond store write cost, active(1) cost with 0
 #                        and 16 bonds, reconnect time after a restart vs warm
+#   make wear            benchmark: flash erases/programs per bond event on a
+#                        simulated NOR flash (littlefs2 and FAT, 4 KB blocks)
 #
 # rp2 offline inputs: MBEDTLS_DIR=<mbedtls 3.6.x source> when the tree's
 # lib/mbedtls is empty; PICOTOOL_FETCH_FROM_GIT_PATH=<dir with an installed
@@ -33,7 +35,7 @@ SERIES_NAME ?=
 
 export MICROPY_DIR MBEDTLS_DIR PICOTOOL_FETCH_FROM_GIT_PATH
 
-.PHONY: all venv demo unix multitest matrix aioble series rp2 size bench test test-host lint format clean distclean
+.PHONY: all venv demo unix multitest matrix aioble series rp2 size bench wear test test-host lint format clean distclean
 
 all: demo
 
@@ -71,6 +73,9 @@ size: venv
 
 bench: venv
 	$(PY) -m mpoverlay.bench
+
+wear: venv
+	$(PY) -m mpoverlay.wear
 
 test: venv
 	$(PY) -m pytest

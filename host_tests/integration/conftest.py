@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from integration_support import NO_TREE_REASON
+from integration_support import FLASHDEV_REPORTS, NO_TREE_REASON
 
 from mpoverlay.build import UNIX_VARIANTS, build_unix
 from mpoverlay.multitest import outcome_summary
@@ -44,6 +44,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     ):
         if results:
             _write_table(terminalreporter, title, results)
+    if FLASHDEV_REPORTS:
+        terminalreporter.section("flashdev: power cuts and concurrency")
+        for report in FLASHDEV_REPORTS:
+            terminalreporter.write_line(report)
 
 
 def _write_table(

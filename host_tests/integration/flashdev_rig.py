@@ -183,6 +183,13 @@ class FlashAgent(BleAgent):
         await self.instance.expect("OK stats")
         return json.loads(match[1])
 
+    async def read_file(self, path: str) -> bytes | None:
+        """The bytes of a file on the device (None if it cannot be read)."""
+        await self.instance.send(f"dump {path}")
+        match = await self.instance.expect(r"FILE (\S+)", 20.0)
+        await self.instance.expect("OK dump")
+        return None if match[1] == "-" else bytes.fromhex(match[1])
+
     async def log(self, period_ms: int) -> None:
         await self.run(f"log {period_ms}")
 
@@ -335,6 +342,13 @@ class Session:
             encryption = await self.agent.wait_encryption()
             ok = encryption.encrypted and link.connection.is_encrypted
         except (core.BaseBumbleError, hci.HCI_Error, InstanceError, TimeoutError):
+            ok = False
+        except asyncio.CancelledError:
+            # Bumble aborts the wait when the link drops (our side may
+            # disconnect after a failed encryption); a real cancel goes on.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
             ok = False
         if ok and then == "subscribe":
             await subscribe(link.connection)

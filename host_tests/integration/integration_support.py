@@ -11,6 +11,10 @@ NO_TREE_REASON = (
     "(set MICROPY_DIR=<MicroPython v1.28.0 tree with submodules>)"
 )
 
+# Figures of the flashdev tests (power-cut sweeps, concurrency), as printed
+# text; conftest.py shows them in the terminal summary.
+FLASHDEV_REPORTS: list[str] = []
+
 
 def upstream_available() -> bool:
     return available_upstream(os.environ.get("MICROPY_DIR")) is not None

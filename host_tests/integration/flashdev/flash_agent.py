@@ -11,6 +11,7 @@
 #   gatts             one notify characteristic           CONFIG's stats file)
 #   log MS            append a line to /flash/log.txt every MS ms (0: stop)
 #   readlog           LOG <lines> <first bad line or -1>
+#   dump PATH         FILE <hex of the file, or ->
 # Boot prints MOUNTED <fs> or MOUNTFAIL <exc>, then READY.
 
 import binascii
@@ -75,6 +76,9 @@ def hexs(data):
 
 
 def irq(event, data):
+    if dev.depth:
+        # Delivered by a BTstack poll that ran inside a block-device call.
+        dev.counters["irqs_in_calls"] = dev.counters.get("irqs_in_calls", 0) + 1
     if event in CONNECT_EVENTS:
         conn_handle, addr_type, addr = data
         print(CONNECT_EVENTS[event], conn_handle, addr_type, hexs(addr))
@@ -176,6 +180,15 @@ def cmd_readlog(args):
     print("LOG", n, bad, log["seq"], log["errors"])
 
 
+def cmd_dump(args):
+    try:
+        with open(args[0], "rb") as f:
+            data = f.read()
+    except OSError:
+        data = None
+    print("FILE", hexs(data))
+
+
 def cmd_quit(args):
     ble.active(0)
     print("OK quit")
@@ -195,6 +208,7 @@ COMMANDS = {
     "stats": cmd_stats,
     "log": cmd_log,
     "readlog": cmd_readlog,
+    "dump": cmd_dump,
     "quit": cmd_quit,
 }
 
