@@ -87,7 +87,9 @@ async def _measure(fs: str, workdir: Path) -> dict[str, Wear]:
         del results["new bond"]
         await event(f"eviction ({BONDS + 1}th bond)", lambda: session.pair(BONDS))
         await event("delete (gap_unpair)", lambda: session.unpair(5))
-        await event("delete of a bond with a CCCD", lambda: session.unpair(0))
+        await session.reencrypt(3, then="subscribe")  # a CCCD for the next delete
+        await session.settle(SETTLE_S)
+        await event("delete of a bond with a CCCD", lambda: session.unpair(3))
         await agent.power_cut()
 
         agent = await rig.boot(config)
@@ -121,7 +123,7 @@ def format_table(tables: dict[str, dict[str, Wear]]) -> str:
             if w is None:
                 cells.append(f"{'-':>12} {'-':>9} {'-':>8}")
             else:
-                cells.append(f"{w.erases:>12g} {w.programs:>9g} {w.bytes_programmed:>8g}")
+                cells.append(f"{w.erases:>12.4g} {w.programs:>9.4g} {w.bytes_programmed:>8.4g}")
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 

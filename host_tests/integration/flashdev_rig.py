@@ -125,9 +125,7 @@ class FlashAgent(BleAgent):
     """One boot of the device: flash_agent.py on the firmware."""
 
     @classmethod
-    async def boot_flash(
-        cls, uart: str, home: Path, name: str, config: AgentConfig
-    ) -> FlashAgent:
+    async def boot_flash(cls, uart: str, home: Path, name: str, config: AgentConfig) -> FlashAgent:
         config_file = config.write(home / f"{name}.json")
         env = {
             "MICROPYBTUART": uart,

@@ -247,7 +247,8 @@ async def _verify(rig: FlashRig, config: AgentConfig, phase: PhaseSpec, result: 
         peer = await rig.peer(index)
         old = start_keys / peer.keys_file.name
         new_keys = await _keys_for_us(rig, index, ours)
-        if old.exists() and (not peer.keys_file.exists() or old.read_bytes() != peer.keys_file.read_bytes()):
+        now = peer.keys_file.read_bytes() if peer.keys_file.exists() else b""
+        if old.exists() and old.read_bytes() != now:
             shutil.copyfile(old, peer.keys_file)
             if await session.reencrypt(index):
                 result.old_keys += 1
@@ -288,7 +289,8 @@ def run_case(phase: PhaseSpec, n: int, keep: str, workdir: str) -> CaseResult:
     """One cut case (a pool worker's job): cut ``phase`` at operation ``n``, then check."""
     t0 = time.monotonic()
     try:
-        result = asyncio.run(asyncio.wait_for(_case(phase, n, keep, Path(workdir)), CASE_TIMEOUT_S))
+        case = _case(phase, n, keep, Path(workdir))
+        result = asyncio.run(asyncio.wait_for(case, CASE_TIMEOUT_S))
     except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - the case's problem
         result = CaseResult(phase.name, n, keep, cut=True, problems=[f"rig: {e!r}"[:300]])
     result.seconds = time.monotonic() - t0
@@ -309,10 +311,15 @@ def keep_modes() -> list[str]:
     return os.environ.get("FLASHDEV_CUT_KEEP", "half,none").split(",")
 
 
-def sweep(phases: list[PhaseSpec], workdir: Path, modes: list[str] | None = None) -> list[CaseResult]:
+def sweep(
+    phases: list[PhaseSpec], workdir: Path, modes: list[str] | None = None
+) -> list[CaseResult]:
     """Every phase x cut point x torn mode, ``jobs()`` at a time."""
     cases = [
-        (phase, n, keep) for phase in phases for keep in modes or keep_modes() for n in range(1, phase.ops + 1)
+        (phase, n, keep)
+        for phase in phases
+        for keep in modes or keep_modes()
+        for n in range(1, phase.ops + 1)
     ]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
@@ -364,7 +371,8 @@ def format_summary(fs: str, rows: list[PhaseSummary], results: list[CaseResult])
         f"{'phase':<8} {'cut points':>10} {'cut':>5} {'recovered':>9} {'half-bonds':>10} "
         f"{'bonds lost':>10} {'old keys':>8} {'no peer key':>11} {'other':>6}"
     )
-    lines = [f"power-cut sweep on {fs} (modes: {','.join(sorted({r.keep for r in results}))})", header]
+    modes = ",".join(sorted({r.keep for r in results}))
+    lines = [f"power-cut sweep on {fs} (torn modes: {modes})", header]
     for r in rows:
         lines.append(
             f"{r.phase:<8} {r.cut_points:>10} {r.cuts:>5} {r.recovered:>9} {r.half_bonds:>10} "

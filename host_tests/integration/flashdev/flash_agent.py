@@ -166,13 +166,17 @@ def cmd_log(args):
     log["next"] = time.ticks_ms()
 
 
+def log_line(n):
+    return f"{n:06d} {LOG_LINE_PAD}\n"
+
+
 def cmd_readlog(args):
     n = 0
     bad = -1
     try:
         with open(LOG_FILE) as f:
             for line in f:
-                if bad < 0 and line != "%06d %s\n" % (n, LOG_LINE_PAD):
+                if bad < 0 and line != log_line(n):
                     bad = n
                 n += 1
     except OSError:
@@ -225,7 +229,7 @@ def run(words):
 
 def append_log():
     # The application's own use of the filesystem, from the main loop.
-    line = "%06d %s\n" % (log["seq"], LOG_LINE_PAD)
+    line = log_line(log["seq"])
     try:
         with open(LOG_FILE, "a") as f:
             f.write(line)
