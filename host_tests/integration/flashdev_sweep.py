@@ -380,7 +380,10 @@ def format_summary(fs: str, rows: list[PhaseSummary], results: list[CaseResult])
         )
     for result in results:
         if result.cut and not result.recovered:
-            detail = result.problems + [f"lost {b}" for b in result.bonds_lost]
+            detail = list(result.problems)
+            if lost := result.bonds_lost:
+                more = f", ... ({len(lost)} bonds)" if len(lost) > 2 else ""
+                detail.append(f"lost {', '.join(lost[:2])}{more}")
             if result.half_bonds:
                 detail.append(f"half-bond(s): {' / '.join(result.half_bond_entries)}")
             lines.append(f"  {result.phase} cut {result.n} ({result.keep}): {'; '.join(detail)}")
