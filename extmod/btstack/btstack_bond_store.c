@@ -56,8 +56,8 @@
 #define NVN_NUM_GATT_SERVER_CCC (20)
 #endif
 
-// How long to wait before writing again when the stack ran inside a
-// filesystem operation.
+// Without static scheduler nodes, how long to wait before writing again when
+// the stack ran inside a filesystem operation.
 #ifndef MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS
 #define MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS (10)
 #endif
@@ -99,7 +99,9 @@ typedef struct {
 typedef struct _mp_bluetooth_btstack_bond_store_t {
     mp_bondstore_t store;
     mp_bondstore_vfs_t vfs;
+    #if !MICROPY_SCHEDULER_STATIC_NODES
     btstack_timer_source_t commit_timer;
+    #endif
     bool persistent;     // false with bond_file=None: RAM only, by request
     bool error_reported; // say once per session that writes fail, not per write
     uint32_t pending_tag; // a device-DB entry without keys yet (0: none)
@@ -125,11 +127,35 @@ static void report_error(mp_bluetooth_btstack_bond_store_t *bs, int err) {
     }
 }
 
-static void schedule_commit(mp_bluetooth_btstack_bond_store_t *bs, uint32_t ms) {
+// Commits run from the scheduler: at the next point where pending events are
+// processed, which is soon after the stack's callback returns, and which
+// (unlike the stack's own timers) comes outside a filesystem operation soon
+// after that operation has ended.
+#if MICROPY_SCHEDULER_STATIC_NODES
+static mp_sched_node_t commit_node;
+
+static void commit_scheduled(mp_sched_node_t *node) {
+    (void)node;
+    mp_bluetooth_btstack_bond_store_commit();
+}
+
+static void schedule_commit(mp_bluetooth_btstack_bond_store_t *bs) {
+    (void)bs;
+    mp_sched_schedule_node(&commit_node, commit_scheduled);
+}
+#else
+static void commit_timer_handler(btstack_timer_source_t *ts) {
+    (void)ts;
+    mp_bluetooth_btstack_bond_store_commit();
+}
+
+static void schedule_commit(mp_bluetooth_btstack_bond_store_t *bs) {
     btstack_run_loop_remove_timer(&bs->commit_timer);
-    btstack_run_loop_set_timer(&bs->commit_timer, ms);
+    btstack_run_loop_set_timer_handler(&bs->commit_timer, commit_timer_handler);
+    btstack_run_loop_set_timer(&bs->commit_timer, MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS);
     btstack_run_loop_add_timer(&bs->commit_timer);
 }
+#endif
 
 void mp_bluetooth_btstack_bond_store_commit(void) {
     mp_bluetooth_btstack_bond_store_t *bs = bond_store();
@@ -140,7 +166,7 @@ void mp_bluetooth_btstack_bond_store_commit(void) {
         // The stack runs from inside a filesystem operation (rp2's flash
         // processes pending events): write once it has finished.
         DEBUG_printf("commit deferred\n");
-        schedule_commit(bs, MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS);
+        schedule_commit(bs);
         return;
     }
     int err = mp_bondstore_commit(&bs->store);
@@ -150,11 +176,6 @@ void mp_bluetooth_btstack_bond_store_commit(void) {
         // The change stays pending and is written with the next one.
         report_error(bs, err);
     }
-}
-
-static void commit_timer_handler(btstack_timer_source_t *ts) {
-    (void)ts;
-    mp_bluetooth_btstack_bond_store_commit();
 }
 
 static void tag_to_key(uint32_t tag, uint8_t *key) {
@@ -216,7 +237,7 @@ static int tlv_store_tag(void *context, uint32_t tag, const uint8_t *data, uint3
     if (!keep_value(bs, tag, data, data_size)) {
         return 1;
     }
-    schedule_commit(bs, 0);
+    schedule_commit(bs);
     return 0;
 }
 
@@ -230,7 +251,7 @@ static void tlv_delete_tag(void *context, uint32_t tag) {
     }
     mp_bondstore_set(&bs->store, tag, NULL, 0);
     mirror_to_handler(tag, NULL, 0);
-    schedule_commit(bs, 0);
+    schedule_commit(bs);
 }
 
 static const btstack_tlv_t bond_store_tlv = {
@@ -405,7 +426,6 @@ void mp_bluetooth_btstack_bond_store_init(void) {
 
     ensure_key(bs, TAG_ER);
     ensure_key(bs, TAG_IR);
-    btstack_run_loop_set_timer_handler(&bs->commit_timer, commit_timer_handler);
     btstack_tlv_set_instance(&bond_store_tlv, bs);
     // New keys, imports and repairs: one write, before the stack starts.
     if (!mp_vfs_blockdev_busy()) {
@@ -416,7 +436,9 @@ void mp_bluetooth_btstack_bond_store_init(void) {
 void mp_bluetooth_btstack_bond_store_deinit(void) {
     mp_bluetooth_btstack_bond_store_t *bs = bond_store();
     if (bs != NULL) {
+        #if !MICROPY_SCHEDULER_STATIC_NODES
         btstack_run_loop_remove_timer(&bs->commit_timer);
+        #endif
         if (!mp_vfs_blockdev_busy()) {
             mp_bluetooth_btstack_bond_store_commit();
         }

@@ -23,7 +23,17 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bondfile import parse
 from flashdev_rig import LFS2, AgentConfig, LogCheck, Session, flash_rig, make_image
+
+BOND_FILE = "/flash/bonds"
+
+
+def device_db_peers(data: bytes | None) -> list[int]:
+    """The bond file's device-DB entries ('BTD'+i) by index."""
+    entries = parse(data).entries if data else {}
+    return [t & 0xFF for t in entries if t >> 8 == int.from_bytes(b"BTD", "big")]
+
 
 LOG_PERIOD_MS = 5
 # Each device call lasts this long, running pending work meanwhile.  Longer
@@ -48,6 +58,7 @@ class ConcurrencyResult:
     nested: list[list[object]] = field(default_factory=list)  # [kind, op, depth]
     log_before: LogCheck | None = None
     log_after: LogCheck | None = None
+    durable_when_reported: int = 0  # pairings whose bond was in the file right after
     bonds_after: int = 0
     reencrypted: int = 0
     tracebacks: list[str] = field(default_factory=list)
@@ -67,6 +78,8 @@ class ConcurrencyResult:
                 "inside a device call)",
                 f"  log before the cut: {self.log_before}",
                 f"  log after the cut:  {self.log_after}",
+                f"  in the file when the agent next ran: {self.durable_when_reported}"
+                f"/{self.pairings} bonds",
                 f"  after the cut: {self.bonds_after} bonds listed, "
                 f"{self.reencrypted}/{self.pairings} peers re-encrypt",
                 f"  pairing errors: {self.pair_errors[:3]}",
@@ -87,6 +100,10 @@ async def _run(workdir: Path, pairings: int) -> ConcurrencyResult:
             try:
                 await session.pair(index)
                 result.paired += 1
+                # Read back at once: the bond is in the file by the time the
+                # application (the agent's loop) runs after the event.
+                if len(device_db_peers(await session.agent.read_file(BOND_FILE))) == index + 1:
+                    result.durable_when_reported += 1
             except Exception as e:  # noqa: BLE001 - counted, the run goes on
                 result.pair_errors.append(f"peer {index}: {type(e).__name__}: {e}"[:200])
                 break

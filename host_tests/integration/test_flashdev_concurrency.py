@@ -31,4 +31,8 @@ def test_store_writes_do_not_nest_in_application_fs_calls(
     assert result.log_after is not None and result.log_before is not None
     assert result.log_after.lines >= result.log_before.lines
     assert result.reencrypted == result.pairings
+    # Events came inside device calls (the test exercises the deferral), and
+    # every bond was durable by the time the application next ran.
+    assert result.irqs_in_calls > 0
+    assert result.durable_when_reported == result.pairings
     assert result.tracebacks == []

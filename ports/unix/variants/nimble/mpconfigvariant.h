@@ -26,4 +26,7 @@
 // mpconfigvariant.mk) talking to an H4 HCI controller.
 #define MICROPY_CONFIG_ROM_LEVEL (MICROPY_CONFIG_ROM_LEVEL_EXTRA_FEATURES)
 
+// As on rp2: C code can schedule work (the bond store's deferred commits).
+#define MICROPY_SCHEDULER_STATIC_NODES (1)
+
 #include "../mpconfigvariant_common.h"
