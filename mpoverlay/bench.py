@@ -1,10 +1,13 @@
 """Benchmarks (numbers, not pass/fail): ``python -m mpoverlay.bench [--micropy-dir DIR]``.
 
-1. Bytes the bond store writes per bond / replace / delete / compaction, and file
-   size against live data (the host core, 16-bond workload).
-2. Instructions ``ble.active(1)`` costs with 0 and with 16 bonds in the store,
+1. Flash wear per bond event: block erases, programs and bytes programmed on a
+   littlefs and a FAT image (4 KB blocks, as rp2) through the real unix firmware
+   (``mpoverlay.wear``), the metric that wears flash out.
+2. What the store core writes per event (bytes, syncs) on an atomic (littlefs) and
+   an in-place (FAT, POSIX) filesystem, and the file size (the host core).
+3. Instructions ``ble.active(1)`` costs with 0 and with 16 bonds in the store,
    counted by callgrind on the unix BTstack firmware (repeatable, unlike time).
-3. Reconnect-to-encrypted time after the peripheral restarted vs a warm
+4. Reconnect-to-encrypted time after the peripheral restarted vs a warm
    reconnect, over the virtual radio (tests/multi_bluetooth/perf_gap_bond_reconnect.py).
 """
 
@@ -18,15 +21,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from . import BUILD_DIR, REPO_ROOT
+from . import REPO_ROOT, wear
 from .build import build_unix, unix_binary
 from .multitest import run_suite
 from .radio import RadioProcess
 from .tree import prepared_tree
 
-STORE_HARNESS = REPO_ROOT / "host_tests" / "store"
+HARNESS_DIRS = [REPO_ROOT / "host_tests" / "bondstore", REPO_ROOT / "tools"]
 RECONNECT_TEST = "perf_gap_bond_reconnect.py"
 CALLGRIND_RUNS = 3
 
@@ -39,52 +45,96 @@ ACTIVATE = (
 )
 
 
-def store_write_cost() -> str:
-    """Run the host core's 16-bond workload and return its report."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(STORE_HARNESS / "test_bench.py"),
-        ],
-        cwd=REPO_ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
+@contextmanager
+def harness() -> Iterator[Any]:
+    """The host core's ctypes harness (host_tests/bondstore/bondstore_harness.py)."""
+    sys.path[:0] = [str(d) for d in HARNESS_DIRS]
+    try:
+        import bondstore_harness  # noqa: PLC0415
+
+        yield bondstore_harness
+    finally:
+        for d in HARNESS_DIRS:
+            sys.path.remove(str(d))
+
+
+def device_db_entry(i: int) -> bytes:
+    """A le_device_db_entry_t (60 bytes): seq_nr, addr_type, addr, irk, ltk, ediv,
+    rand, key_size, authenticated, authorized, secure_connection."""
+    return (
+        (i + 1).to_bytes(4, "little")
+        + (1).to_bytes(4, "little")
+        + bytes([0xC1, 0, 0, 0, 0, i])
+        + bytes([i] * 16)
+        + bytes([0x80 + i] * 16)
+        + (i).to_bytes(2, "little")
+        + bytes([i] * 8)
+        + bytes([16, 0, 0, 0])
     )
-    return (BUILD_DIR / "host_store" / "bench.txt").read_text()
+
+
+def core_write_cost() -> str:
+    """Bytes and syncs per event of a 16-bond workload, on both kinds of filesystem."""
+    rows = []
+    with harness() as h:
+        lib = h.Lib(h.build())
+        for atomic in (True, False):
+            lib.reset(atomic=atomic)
+            store = h.Store(lib)
+            store.load()
+
+            def event(
+                name: str,
+                *changes: tuple[int, bytes | None],
+                store: Any = store,
+                atomic: bool = atomic,
+            ) -> None:
+                before = (lib.stats.bytes_written, lib.stats.syncs)
+                for t, value in changes:
+                    store.set(t, value)
+                assert store.commit() == 0
+                size = len(lib.file(h.MAIN) or b"")
+                written = lib.stats.bytes_written - before[0]
+                rows.append((atomic, name, written, lib.stats.syncs - before[1], size))
+
+            event(
+                "first boot (ER, IR, address)",
+                (h.tag("SMER"), bytes(16)),
+                (h.tag("SMIR"), bytes(16)),
+                (h.tag("MPSA"), bytes(6)),
+            )
+            for i in range(16):
+                event("new bond" if i else "first bond", (h.tag("BTD", i), device_db_entry(i)))
+            event("CCCD change", (h.tag("BTC", 0), bytes(8)))
+            event("re-pair", (h.tag("BTD", 3), device_db_entry(33)))
+            event("re-encryption (nothing changes)")
+            event("delete", (h.tag("BTD", 5), None))
+            event("eviction of the 17th", (h.tag("BTD", 0), device_db_entry(40)))
+    out = [f"{'filesystem':<10} {'event':<32} {'bytes':>7} {'syncs':>6} {'file size':>10}"]
+    seen = set()
+    for atomic, name, written, syncs, size in rows:
+        if (atomic, name) in seen:
+            continue  # one "new bond" row: they are alike
+        seen.add((atomic, name))
+        kind = "atomic" if atomic else "in place"
+        out.append(f"{kind:<10} {name:<32} {written:>7} {syncs:>6} {size:>10}")
+    return "\n".join(out)
 
 
 def write_bond_file(path: Path, bonds: int) -> None:
-    """A store file with ER/IR, an identity address and ``bonds`` device-DB entries."""
-    sys.path.insert(0, str(STORE_HARNESS))
-    from tlvstore_harness import Lib, Store, build, tag  # noqa: PLC0415
-
-    lib = Lib(build())
-    lib.dll.shim_posix_set_base(str(path).encode())
-    store = Store(lib, backend="posix")
-    store.load()
-    store.store(tag("SMER"), bytes(range(1, 17)))
-    store.store(tag("SMIR"), bytes(range(17, 33)))
-    store.store(tag("MPSA"), bytes.fromhex("C0C0FFEE0001"))
-    for i in range(bonds):
-        # le_device_db_entry_t: seq_nr, addr_type, addr, irk, ltk, ediv, rand,
-        # key_size, authenticated, authorized, secure_connection (60 bytes).
-        entry = (
-            (i + 1).to_bytes(4, "little")
-            + (1).to_bytes(4, "little")
-            + bytes([0xC1, 0, 0, 0, 0, i])
-            + bytes([i] * 16)
-            + bytes([0x80 + i] * 16)
-            + (i).to_bytes(2, "little")
-            + bytes([i] * 8)
-            + bytes([16, 0, 0, 0])
-        )
-        assert store.store(tag("BTD", i), entry) == 0
-    sys.path.remove(str(STORE_HARNESS))
+    """A bond file with ER/IR, an identity address and ``bonds`` device-DB entries."""
+    with harness() as h:
+        lib = h.Lib(h.build())
+        lib.reset(atomic=False)  # the unix firmware's VfsPosix is in place
+        store = h.Store(lib)
+        store.load()
+        store.set(h.tag("SMER"), bytes(range(1, 17)))
+        store.set(h.tag("SMIR"), bytes(range(17, 33)))
+        store.set(h.tag("MPSA"), bytes.fromhex("C0C0FFEE0001"))
+        for i in range(bonds):
+            assert store.set(h.tag("BTD", i), device_db_entry(i)) == 0
+        assert store.commit() == 0
+        path.write_bytes(lib.file(h.MAIN))
 
 
 def _callgrind(binary: Path, bond_file: Path, pty: str, toggle: list[str]) -> int:
@@ -173,18 +223,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micropy-dir", default=os.environ.get("MICROPY_DIR") or None)
     args = parser.parse_args(argv)
 
-    print("== 1. bond store write cost (host core) ==")
-    print(store_write_cost())
-
     tree = prepared_tree(args.micropy_dir, allow_fetch=False)
     build_unix(tree, "btstack")
-    print("== 2. ble.active(1) cost: callgrind instructions, and wall time ==")
+    print("== 1. flash wear per bond event, through the firmware ==")
+    print(wear.format_table({fs: wear.measure(fs) for fs in ("lfs2", "fat")}))
+    print()
+    print("== 2. what the store core writes per event (host core) ==")
+    print(core_write_cost())
+    print()
+    print("== 3. ble.active(1) cost: callgrind instructions, and wall time ==")
     print(f"{'what':<36} {'0 bonds':>12} {'16 bonds':>12} {'ratio':>7}")
     for what, zero, sixteen in activate_cost():
         ratio = sixteen / zero if zero else float("nan")
         print(f"{what:<36} {zero:>12,} {sixteen:>12,} {ratio:>7.3f}")
     print()
-    print("== 3. reconnect to encrypted, over the virtual radio ==")
+    print("== 4. reconnect to encrypted, over the virtual radio ==")
     for line in reconnect_times(tree):
         print(line)
     return 0

@@ -307,6 +307,8 @@ static void scan_rest(mp_bondstore_t *s, void *fh, uint32_t lo, uint32_t hi) {
 
 // ---- Format version 1 (spec section 6) ----------------------------------
 
+#if MP_BONDSTORE_MIGRATE_V1
+
 // Generation of the version-1 main header at base, or 0 if not valid.
 static uint32_t v1_generation(mp_bondstore_t *s, void *fh, uint32_t base) {
     uint8_t h[MP_BONDSTORE_V1_HEADER_LEN];
@@ -399,6 +401,13 @@ static void v1_migrate(mp_bondstore_t *s, void *fh) {
         s->dirty = true;
     }
 }
+
+#else
+static void v1_migrate(mp_bondstore_t *s, void *fh) {
+    (void)s;
+    (void)fh;
+}
+#endif // MP_BONDSTORE_MIGRATE_V1
 
 int mp_bondstore_load(mp_bondstore_t *s) {
     mp_bondstore_init(s, s->io, s->io_ctx, s->records, s->capacity);
@@ -518,6 +527,18 @@ static int commit_atomic(mp_bondstore_t *s, uint32_t gen) {
 // sync, then zero the current state (and any torn bytes), sync.  The file is
 // created at its full size, so later commits never need free space.
 static int commit_in_place(mp_bondstore_t *s, uint32_t gen) {
+    void *fh;
+    int err = s->io->open(s->io_ctx, MP_BONDSTORE_FILE_MAIN, MP_BONDSTORE_OPEN_RDWR, &fh);
+    if (err == MP_BONDSTORE_ERR_NOENT) {
+        // Removed while in use: nothing on disk to keep.
+        s->mode = MP_BONDSTORE_MODE_NEW;
+        s->file_end = 0;
+        s->unclean = false;
+        err = s->io->open(s->io_ctx, MP_BONDSTORE_FILE_MAIN, MP_BONDSTORE_OPEN_CREATE, &fh);
+    }
+    if (err) {
+        return err;
+    }
     uint32_t copy_pos = round_up(MP_BONDSTORE_HEADER_LEN + s->capacity, MP_BONDSTORE_COPY_ALIGN);
     uint32_t full = copy_pos + MP_BONDSTORE_HEADER_LEN + s->capacity;
     // The bytes holding the current state: its image, or a whole version-1 file.
@@ -532,20 +553,10 @@ static int commit_in_place(mp_bondstore_t *s, uint32_t gen) {
     }
     uint32_t hi = pos + MP_BONDSTORE_HEADER_LEN + s->used;
     full = full > hi ? full : hi;
-    void *fh;
-    int err = s->io->open(s->io_ctx, MP_BONDSTORE_FILE_MAIN, MP_BONDSTORE_OPEN_RDWR, &fh);
-    if (err == MP_BONDSTORE_ERR_NOENT) {
-        err = s->io->open(s->io_ctx, MP_BONDSTORE_FILE_MAIN, MP_BONDSTORE_OPEN_CREATE, &fh);
-    }
-    if (err) {
-        return err;
-    }
     // Zero-fill up to the full size first: FAT leaves a gap's content undefined.
     err = write_zeros(s, fh, s->file_end, pos);
     err = err ? err : write_zeros(s, fh, s->file_end > hi ? s->file_end : hi, full);
-    if (!err) {
-        err = write_image(s, fh, pos, gen);
-    }
+    err = err ? err : write_image(s, fh, pos, gen);
     if (!err) {
         committed(s, pos, gen);
         s->file_end = s->file_end > full ? s->file_end : full;

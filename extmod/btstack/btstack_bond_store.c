@@ -56,10 +56,10 @@
 #define NVN_NUM_GATT_SERVER_CCC (20)
 #endif
 
-// Without static scheduler nodes, how long to wait before writing again when
-// the stack ran inside a filesystem operation.
+// How long to wait before writing again after a write failed (and, without
+// static scheduler nodes, when the stack ran inside a filesystem operation).
 #ifndef MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS
-#define MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS (10)
+#define MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS (1000)
 #endif
 
 // le_device_db_tlv.c's entry, private there: mirrored for its size and for
@@ -99,9 +99,7 @@ typedef struct {
 typedef struct _mp_bluetooth_btstack_bond_store_t {
     mp_bondstore_t store;
     mp_bondstore_vfs_t vfs;
-    #if !MICROPY_SCHEDULER_STATIC_NODES
-    btstack_timer_source_t commit_timer;
-    #endif
+    btstack_timer_source_t retry_timer;
     bool persistent;     // false with bond_file=None: RAM only, by request
     bool error_reported; // say once per session that writes fail, not per write
     uint32_t pending_tag; // a device-DB entry without keys yet (0: none)
@@ -131,6 +129,18 @@ static void report_error(mp_bluetooth_btstack_bond_store_t *bs, int err) {
 // processed, which is soon after the stack's callback returns, and which
 // (unlike the stack's own timers) comes outside a filesystem operation soon
 // after that operation has ended.
+static void retry_timer_handler(btstack_timer_source_t *ts) {
+    (void)ts;
+    mp_bluetooth_btstack_bond_store_commit();
+}
+
+static void retry_later(mp_bluetooth_btstack_bond_store_t *bs) {
+    btstack_run_loop_remove_timer(&bs->retry_timer);
+    btstack_run_loop_set_timer_handler(&bs->retry_timer, retry_timer_handler);
+    btstack_run_loop_set_timer(&bs->retry_timer, MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS);
+    btstack_run_loop_add_timer(&bs->retry_timer);
+}
+
 #if MICROPY_SCHEDULER_STATIC_NODES
 static mp_sched_node_t commit_node;
 
@@ -144,17 +154,7 @@ static void schedule_commit(mp_bluetooth_btstack_bond_store_t *bs) {
     mp_sched_schedule_node(&commit_node, commit_scheduled);
 }
 #else
-static void commit_timer_handler(btstack_timer_source_t *ts) {
-    (void)ts;
-    mp_bluetooth_btstack_bond_store_commit();
-}
-
-static void schedule_commit(mp_bluetooth_btstack_bond_store_t *bs) {
-    btstack_run_loop_remove_timer(&bs->commit_timer);
-    btstack_run_loop_set_timer_handler(&bs->commit_timer, commit_timer_handler);
-    btstack_run_loop_set_timer(&bs->commit_timer, MICROPY_BLUETOOTH_BTSTACK_BOND_STORE_RETRY_MS);
-    btstack_run_loop_add_timer(&bs->commit_timer);
-}
+#define schedule_commit retry_later
 #endif
 
 void mp_bluetooth_btstack_bond_store_commit(void) {
@@ -173,8 +173,12 @@ void mp_bluetooth_btstack_bond_store_commit(void) {
     if (err == 0) {
         bs->error_reported = false;
     } else if (err != MP_BONDSTORE_ERR_PROTECTED) {
-        // The change stays pending and is written with the next one.
+        // The change stays pending: try again later (once the stack's run
+        // loop runs), and with the next one.
         report_error(bs, err);
+        if (mp_bluetooth_btstack_state != MP_BLUETOOTH_BTSTACK_STATE_OFF) {
+            retry_later(bs);
+        }
     }
 }
 
@@ -436,9 +440,7 @@ void mp_bluetooth_btstack_bond_store_init(void) {
 void mp_bluetooth_btstack_bond_store_deinit(void) {
     mp_bluetooth_btstack_bond_store_t *bs = bond_store();
     if (bs != NULL) {
-        #if !MICROPY_SCHEDULER_STATIC_NODES
-        btstack_run_loop_remove_timer(&bs->commit_timer);
-        #endif
+        btstack_run_loop_remove_timer(&bs->retry_timer);
         if (!mp_vfs_blockdev_busy()) {
             mp_bluetooth_btstack_bond_store_commit();
         }

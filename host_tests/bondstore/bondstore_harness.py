@@ -32,6 +32,7 @@ CONFIGS: dict[str, list[str]] = {
     "default": [],
     "align512": ["-DMP_BONDSTORE_COPY_ALIGN=512"],
     "v1tags1": ["-DMP_BONDSTORE_V1_MAX_TAGS=1"],
+    "nomigrate": ["-DMP_BONDSTORE_MIGRATE_V1=0"],
 }
 
 

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import bondfile
 import pytest
-from bondstore_harness import MAIN, RESERVE, V1_SIDE, C, Lib, Store, tag
+from bondstore_harness import MAIN, RESERVE, V1_SIDE, C, Lib, Store, setting, tag
 from test_powercut import recover
 
+pytestmark = pytest.mark.skipif(
+    not setting("MIGRATE_V1"), reason="built without MP_BONDSTORE_MIGRATE_V1"
+)
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "v1_files" / "sixteen_bonds.bin"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 
+import bondfile
 import pytest
 from bondstore_harness import BTSTACK_CAPACITY, MAIN, RESERVE, C, Lib, Store, setting, tag
 
@@ -260,3 +261,17 @@ def test_a_failed_commit_keeps_the_old_state_and_retries(fs: Lib) -> None:
     assert s.commit() == C["ERR_IO"]
     assert s.commit() == 0
     assert reload(fs).items() == {BTD0: b"b" * 60}
+
+
+def test_a_file_removed_while_in_use_is_written_anew(fs: Lib) -> None:
+    s = Store(fs)
+    for i in range(3):
+        s.set(tag("BTD", i), bytes([i]) * 60)
+        assert s.commit() == 0
+    fs.set_file(MAIN, None)
+    s.set(tag("BTD", 3), b"\x03" * 60)
+    assert s.commit() == 0, "a missing file is created, not an error"
+    data = fs.file(MAIN)
+    assert reload(fs).items() == s.items()
+    image_at = bondfile.parse(data).offset
+    assert not any(data[:image_at]), "no undefined gap before the image"

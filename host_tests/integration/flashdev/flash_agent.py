@@ -12,6 +12,10 @@
 #   log MS            append a line to /flash/log.txt every MS ms (0: stop)
 #   readlog           LOG <lines> <first bad line or -1>
 #   dump PATH         FILE <hex of the file, or ->
+#   write PATH HEX    replace a file's content
+#   fill              fill /flash/fill.bin until the filesystem is full: FILLED <bytes>
+#   kbint             raise KeyboardInterrupt after the next block write;
+#                     the main loop prints KBINT where it arrives
 # Boot prints MOUNTED <fs> or MOUNTFAIL <exc>, then READY.
 
 import binascii
@@ -193,6 +197,29 @@ def cmd_dump(args):
     print("FILE", hexs(data))
 
 
+def cmd_write(args):
+    with open(args[0], "wb") as f:
+        f.write(binascii.unhexlify(args[1]))
+
+
+def cmd_fill(args):
+    chunk = bytes(512)
+    n = 0
+    try:
+        with open(MOUNT + "/fill.bin", "wb") as f:
+            while True:
+                n += f.write(chunk)
+                if n % 4096 == 0:
+                    f.flush()
+    except OSError:
+        pass
+    print("FILLED", n)
+
+
+def cmd_kbint(args):
+    dev.kbint_at_write = dev.counters.get("writes", 0) + 1
+
+
 def cmd_quit(args):
     ble.active(0)
     print("OK quit")
@@ -213,6 +240,9 @@ COMMANDS = {
     "log": cmd_log,
     "readlog": cmd_readlog,
     "dump": cmd_dump,
+    "write": cmd_write,
+    "fill": cmd_fill,
+    "kbint": cmd_kbint,
     "quit": cmd_quit,
 }
 
@@ -256,7 +286,10 @@ def main():
         if not line:
             sys.exit(1)
         if line.split():
-            run(line.split())
+            try:
+                run(line.split())
+            except KeyboardInterrupt:
+                print("KBINT", line.split()[0])
 
 
 main()

@@ -66,6 +66,9 @@ class FlashDev:
         self.service_us = service_us
         self.dead = False
         self.depth = 0
+        # Raise KeyboardInterrupt once this write completes (a Ctrl-C that
+        # rp2's mp_event_handle_nowait() delivers after a flash program).
+        self.kbint_at_write = 0
         self.counters = {
             "reads": 0,
             "bytes_read": 0,
@@ -108,6 +111,9 @@ class FlashDev:
             else:
                 self._program(block * self.block_size + off, buf)
             self._service()
+            self.counters["writes"] = self.counters.get("writes", 0) + 1
+            if self.counters["writes"] == self.kbint_at_write:
+                raise KeyboardInterrupt
         finally:
             self.depth -= 1
 
