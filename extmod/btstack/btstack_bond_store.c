@@ -372,6 +372,7 @@ static int no_file_open(void *ctx, int file, int mode, void **fh) {
 // _IRQ_SET_SECRET handler, if the application has one); never committed.
 static const mp_bondstore_io_t no_file_io = {
     .open = no_file_open,
+    .crc = mp_bondstore_crc, // records carry their CRC in RAM too
 };
 
 // What load() found that the user should know, in one line.

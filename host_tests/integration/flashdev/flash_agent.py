@@ -13,13 +13,14 @@
 #   readlog           LOG <lines> <first bad line or -1>
 #   dump PATH         FILE <hex of the file, or ->
 #   write PATH HEX    replace a file's content
-#   fill              fill /flash/fill.bin until the filesystem is full: FILLED <bytes>
+#   fill              fill the filesystem with block-sized files: FILLED <files>
 #   kbint             raise KeyboardInterrupt after the next block write;
 #                     the main loop prints KBINT where it arrives
 # Boot prints MOUNTED <fs> or MOUNTFAIL <exc>, then READY.
 
 import binascii
 import json
+import os
 import select
 import sys
 import time
@@ -203,17 +204,28 @@ def cmd_write(args):
 
 
 def cmd_fill(args):
-    chunk = bytes(512)
+    # Whole-block files until littlefs has no block left (a failed write
+    # frees its blocks again, so keep going with the next file).
+    block = bytes(CONFIG.get("block_size", 4096))
     n = 0
-    try:
-        with open(MOUNT + "/fill.bin", "wb") as f:
-            while True:
-                n += f.write(chunk)
-                if n % 4096 == 0:
-                    f.flush()
-    except OSError:
-        pass
-    print("FILLED", n)
+    while True:
+        try:
+            with open(f"{MOUNT}/fill{n}.bin", "wb") as f:
+                f.write(block)
+        except OSError:
+            break
+        n += 1
+    # New files stop when a directory block has no room; data blocks may be
+    # left: take them by growing one file a block at a time.
+    grown = 0
+    while n:
+        try:
+            with open(MOUNT + "/fill0.bin", "ab") as f:
+                f.write(block)
+        except OSError:
+            break
+        grown += 1
+    print("FILLED", n, grown, "free", os.statvfs(MOUNT)[3])
 
 
 def cmd_kbint(args):
