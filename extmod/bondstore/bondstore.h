@@ -135,15 +135,15 @@ typedef struct _mp_bondstore_io_t {
 #define MP_BONDSTORE_MODE_REWRITE (2)   // salvaged or migrated: the next commit writes a new image beside all of the file
 #define MP_BONDSTORE_MODE_PROTECTED (3) // foreign, newer, oversized or unreadable file: never written
 
-// What load() found, for the adapter's one message.
-#define MP_BONDSTORE_LOAD_FOREIGN (1)   // the file is not a bond store
-#define MP_BONDSTORE_LOAD_NEWER (2)     // written by a newer format version
-#define MP_BONDSTORE_LOAD_TOO_BIG (4)   // holds more records than fit the buffer
+// What load() found, for the adapter's one message; in order of importance.
+#define MP_BONDSTORE_LOAD_FOREIGN (1)     // the file is not a bond store
+#define MP_BONDSTORE_LOAD_NEWER (2)       // written by a newer format version
+#define MP_BONDSTORE_LOAD_TOO_BIG (4)     // holds more records than fit the buffer
 #define MP_BONDSTORE_LOAD_READ_ERROR (8)
-#define MP_BONDSTORE_LOAD_DAMAGED (16)  // torn or stale bytes found (removed at next commit)
-#define MP_BONDSTORE_LOAD_SALVAGED (128) // no whole image: records that pass their CRC kept
-#define MP_BONDSTORE_LOAD_MIGRATED (32) // read from a version-1 file
-#define MP_BONDSTORE_LOAD_V1_DROPPED (64) // version-1 records that could not be read
+#define MP_BONDSTORE_LOAD_SALVAGED (16)   // no whole image: records that pass their CRC kept
+#define MP_BONDSTORE_LOAD_V1_DROPPED (32) // version-1 records that could not be read
+#define MP_BONDSTORE_LOAD_MIGRATED (64)   // read from a version-1 file
+#define MP_BONDSTORE_LOAD_DAMAGED (128)   // torn or stale bytes found (removed at next commit)
 
 typedef struct _mp_bondstore_t {
     const mp_bondstore_io_t *io;

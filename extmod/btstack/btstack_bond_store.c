@@ -375,24 +375,22 @@ static const mp_bondstore_io_t no_file_io = {
     .crc = mp_bondstore_crc, // records carry their CRC in RAM too
 };
 
-// What load() found that the user should know, in one line.
+// What load() found that the user should know, in one line: the first
+// MP_BONDSTORE_LOAD_* flag set (they are in order of importance).
 static void report_load(const mp_bondstore_t *store) {
-    static const struct {
-        uint8_t flag;
-        char text[47];
-    } findings[] = {
-        { MP_BONDSTORE_LOAD_FOREIGN, "is not a bond store: left untouched" },
-        { MP_BONDSTORE_LOAD_NEWER, "has a newer format: left untouched" },
-        { MP_BONDSTORE_LOAD_TOO_BIG, "holds too many bonds: left untouched" },
-        { MP_BONDSTORE_LOAD_READ_ERROR, "cannot be read: left untouched" },
-        { MP_BONDSTORE_LOAD_SALVAGED, "was damaged: intact bonds kept" },
-        { MP_BONDSTORE_LOAD_V1_DROPPED, "was damaged: intact bonds kept" },
-        { MP_BONDSTORE_LOAD_MIGRATED, "converted from format version 1" },
-        { MP_BONDSTORE_LOAD_DAMAGED, "had torn or stale data: removed" },
+    static const char *const findings[] = {
+        "is not a bond store: left untouched",
+        "has a newer format: left untouched",
+        "holds too many bonds: left untouched",
+        "cannot be read: left untouched",
+        "was damaged: intact bonds kept",
+        "was damaged: intact bonds kept",
+        "converted from format version 1",
+        "had torn or stale data: removed",
     };
     for (size_t i = 0; i < MP_ARRAY_SIZE(findings); ++i) {
-        if (store->found & findings[i].flag) {
-            mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond file %s%s\n", findings[i].text,
+        if (store->found & (1 << i)) {
+            mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond file %s%s\n", findings[i],
                 store->mode == MP_BONDSTORE_MODE_PROTECTED ? ", bonds kept in RAM only" : "");
             return;
         }
