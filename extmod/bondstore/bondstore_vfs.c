@@ -187,6 +187,20 @@ static const mp_bondstore_io_t vfs_io[2] = {
     { vfs_open, vfs_read, vfs_write, vfs_sync, vfs_close, vfs_remove, VFS_CRC, MP_BONDSTORE_IO_ATOMIC },
 };
 
+static int no_file_open(void *ctx, int file, int mode, void **fh) {
+    (void)ctx;
+    (void)file;
+    (void)mode;
+    (void)fh;
+    return MP_BONDSTORE_ERR_NOENT;
+}
+
+// Only open() is called without a file; records carry their CRC in RAM too.
+const mp_bondstore_io_t mp_bondstore_vfs_no_file = {
+    .open = no_file_open,
+    .crc = VFS_CRC,
+};
+
 // littlefs makes a file's changes visible at sync, all at once.
 static bool vfs_is_atomic(const char *path) {
     #if MICROPY_VFS_LFS1 || MICROPY_VFS_LFS2
@@ -212,6 +226,9 @@ static bool vfs_is_atomic(const char *path) {
 
 const mp_bondstore_io_t *mp_bondstore_vfs_init(mp_bondstore_vfs_t *ctx, const char *path) {
     static const char suffix[][5] = { "", ".new", ".rsv" };
+    if (path == NULL) {
+        return &mp_bondstore_vfs_no_file;
+    }
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
         for (int i = 0; i < 3; ++i) {
@@ -226,7 +243,7 @@ const mp_bondstore_io_t *mp_bondstore_vfs_init(mp_bondstore_vfs_t *ctx, const ch
         return io;
     } else {
         mp_obj_print_exception(MICROPY_ERROR_PRINTER, MP_OBJ_FROM_PTR(nlr.ret_val));
-        return NULL;
+        return &mp_bondstore_vfs_no_file;
     }
 }
 

@@ -43,9 +43,13 @@ typedef struct _mp_bondstore_vfs_t {
     mp_obj_t path[3]; // str objects, indexed by MP_BONDSTORE_FILE_*
 } mp_bondstore_vfs_t;
 
+// No file at all: the store works in RAM only.
+extern const mp_bondstore_io_t mp_bondstore_vfs_no_file;
+
 // Prepare ctx for the bond file at path (allocates, so call it outside any
-// stack callback).  Returns the file access to give the store, or NULL with
-// the error printed if the path cannot be used.
+// stack callback).  Returns the file access to give the store:
+// &mp_bondstore_vfs_no_file if path is NULL, or if it cannot be used (the
+// error is printed then).
 const mp_bondstore_io_t *mp_bondstore_vfs_init(mp_bondstore_vfs_t *ctx, const char *path);
 
 #endif // MICROPY_INCLUDED_EXTMOD_BONDSTORE_BONDSTORE_VFS_H

@@ -360,21 +360,6 @@ static const char *bond_file(vstr_t *vstr) {
     return path;
 }
 
-static int no_file_open(void *ctx, int file, int mode, void **fh) {
-    (void)ctx;
-    (void)file;
-    (void)mode;
-    (void)fh;
-    return MP_BONDSTORE_ERR_NOENT;
-}
-
-// bond_file=None: the store lives in RAM for the session (and in an
-// _IRQ_SET_SECRET handler, if the application has one); never committed.
-static const mp_bondstore_io_t no_file_io = {
-    .open = no_file_open,
-    .crc = mp_bondstore_crc, // records carry their CRC in RAM too
-};
-
 // What load() found that the user should know, in one line: the first
 // MP_BONDSTORE_LOAD_* flag set (they are in order of importance).
 static void report_load(const mp_bondstore_t *store) {
@@ -406,9 +391,11 @@ void mp_bluetooth_btstack_bond_store_init(void) {
     vstr_t vstr;
     vstr_init(&vstr, 32);
     const char *path = bond_file(&vstr);
-    const mp_bondstore_io_t *io = path ? mp_bondstore_vfs_init(&bs->vfs, path) : NULL;
-    bs->persistent = io != NULL;
-    mp_bondstore_init(&bs->store, io ? io : &no_file_io, &bs->vfs, bs->records, sizeof(bs->records));
+    // bond_file=None (or an unusable path): the store lives in RAM for the
+    // session (and in an _IRQ_SET_SECRET handler, if the application has one).
+    const mp_bondstore_io_t *io = mp_bondstore_vfs_init(&bs->vfs, path);
+    bs->persistent = io != &mp_bondstore_vfs_no_file;
+    mp_bondstore_init(&bs->store, io, &bs->vfs, bs->records, sizeof(bs->records));
     mp_bondstore_load(&bs->store);
     DEBUG_printf("load %s: mode=%d found=%02x\n", path ? path : "(none)", bs->store.mode, bs->store.found);
     if (bs->persistent) {
