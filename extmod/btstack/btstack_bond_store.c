@@ -228,9 +228,9 @@ static int tlv_store_tag(void *context, uint32_t tag, const uint8_t *data, uint3
     if (TAG_IS_DEVICE_DB(tag) && data_size == sizeof(bs->pending)
         && data[offsetof(device_db_entry_t, key_size)] == 0) {
         // A peer without keys is not a bond yet: hold it back until it is.
-        if (bs->pending_tag != 0 && bs->pending_tag != tag) {
-            keep_value(bs, bs->pending_tag, &bs->pending, sizeof(bs->pending)); // two pairings at once
-        }
+        // One is enough: MicroPython's BTstack has one connection, so one
+        // pairing at a time; a newer one replaces a pairing that never
+        // completed (which thus leaves no trace, as if it had not started).
         bs->pending_tag = tag;
         memcpy(&bs->pending, data, data_size);
         return 0;
