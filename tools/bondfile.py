@@ -97,11 +97,14 @@ def crc32(data: bytes) -> int:
 def image_at(data: bytes, pos: int) -> Image | None:
     """The valid version-2 image at ``pos``, if there is one (spec 3)."""
     h = data[pos : pos + HEADER_LEN]
-    if len(h) < HEADER_LEN or h[:4] != MAGIC or h[4] != VERSION or h[5] != 0:
+    if len(h) < HEADER_LEN or h[:4] != MAGIC or h[C["HEADER_VERSION"]] != VERSION:
         return None
-    length, gen, crc = struct.unpack_from("<HII", h, 6)
+    if h[C["HEADER_ZERO"]] != 0:
+        return None
+    length = struct.unpack_from("<H", h, C["HEADER_LENGTH"])[0]
+    gen, crc = (struct.unpack_from("<I", h, C[f"HEADER_{f}"])[0] for f in ("GENERATION", "CRC"))
     body = data[pos + HEADER_LEN : pos + HEADER_LEN + length]
-    if len(body) != length or crc32(h[:12] + body) != crc:
+    if len(body) != length or crc32(h[: C["HEADER_CRC"]] + body) != crc:
         return None
     return Image(pos, gen, body)
 
@@ -136,21 +139,25 @@ def parse(data: bytes) -> Parsed:
         raise NotAStoreError(f"{len(data)} bytes: larger than any bond store")
     positions = range(0, len(data), IMAGE_ALIGN)
     magic_at = [p for p in positions if data[p : p + 4] == MAGIC[: len(data) - p]]
-    if any(data[p + 4] > VERSION for p in magic_at if p + 4 < len(data)):
-        raise NotAStoreError("written by a newer format version")
     best: Image | None = None
     for p in magic_at:
         img = image_at(data, p)
         if img and (best is None or newer(img.generation, best.generation)):
             best = img
     if best is None:
+        at = C["HEADER_VERSION"]
+        # A torn header can look newer too: only without a valid image is it one.
+        if any(data[p + at] > VERSION for p in magic_at if p + at < len(data)):
+            raise NotAStoreError("written by a newer format version")
         if data.startswith(V1_MAGIC):
             raise NotAStoreError("format version 1: the firmware migrates it at ble.active(1)")
-        torn = [p for p in magic_at if data[p + 4 : p + 5] == bytes([VERSION])]
+        at = C["HEADER_VERSION"]
+        torn = [p for p in magic_at if data[p + at : p + at + 1] == bytes([VERSION])]
         if torn:
             # No whole image (not a power cut): what the loader salvages.
             p = torn[-1]
-            length = struct.unpack_from("<H", data, p + 6)[0] if p + 8 <= len(data) else 0
+            at = p + C["HEADER_LENGTH"]
+            length = struct.unpack_from("<H", data, at)[0] if at + 2 <= len(data) else 0
             body = data[p + HEADER_LEN : p + HEADER_LEN + length]
             found = records(body, salvage=True)
             return Parsed(VERSION, None, len(data), p, found, ["damaged image: records salvaged"])

@@ -30,6 +30,21 @@
 
 #include "bondstore.h"
 
+// Format version 1 fields (spec section 6).
+#define V1_HEADER_VERSION (8)     // main header: u16
+#define V1_HEADER_GENERATION (12) // u32
+#define V1_HEADER_CRC (20)        // u32, of bytes 0..19
+#define V1_SIDE_GENERATION (12)   // side file header: u32
+#define V1_SIDE_IMAGE_LEN (16)    // u32
+#define V1_SIDE_IMAGE_CRC (20)    // u32
+#define V1_SIDE_CRC (28)          // u32, of bytes 0..27
+#define V1_SLOT_MARKER (0xa5)     // slot header: marker, 0, u16 capacity, u32 CRC of 0..3
+#define V1_SLOT_CAPACITY (2)
+#define V1_SLOT_CRC (4)
+#define V1_RECORD_LENGTH (2)      // record: type 1, flags 0, u16 length, tag, sequence
+#define V1_RECORD_TAG (4)
+#define V1_RECORD_SEQ (8)
+
 #define CHUNK (32)         // bytes read or zeroed at a time
 #define RESERVE_LEN (4096) // one littlefs block: more than a file keeps inline
 
@@ -71,11 +86,11 @@ uint32_t mp_bondstore_crc(const void *buf, unsigned int len, uint32_t crc) {
 // ---- RAM records --------------------------------------------------------
 
 static size_t record_size(const uint8_t *r) {
-    return MP_BONDSTORE_RECORD_OVERHEAD + r[4];
+    return MP_BONDSTORE_RECORD_OVERHEAD + r[MP_BONDSTORE_RECORD_LENGTH];
 }
 
 static uint32_t record_crc(mp_bondstore_t *s, const uint8_t *r) {
-    return ~s->io->crc(r, MP_BONDSTORE_RECORD_HEADER_LEN + r[4], 0xffffffff);
+    return ~s->io->crc(r, MP_BONDSTORE_RECORD_HEADER_LEN + r[MP_BONDSTORE_RECORD_LENGTH], 0xffffffff);
 }
 
 // Offset of tag's record in store->records, or -1.
@@ -101,7 +116,7 @@ int mp_bondstore_get(const mp_bondstore_t *s, uint32_t tag, uint8_t *buf, size_t
     if (p < 0) {
         return MP_BONDSTORE_ERR_NOT_FOUND;
     }
-    size_t len = s->records[p + 4];
+    size_t len = s->records[p + MP_BONDSTORE_RECORD_LENGTH];
     if (size) {
         memcpy(buf, s->records + p + MP_BONDSTORE_RECORD_HEADER_LEN, len < size ? len : size);
     }
@@ -131,7 +146,7 @@ int mp_bondstore_set(mp_bondstore_t *s, uint32_t tag, const uint8_t *data, size_
     if (data != NULL) {
         uint8_t *r = s->records + s->used;
         put_le(r, tag, 4);
-        r[4] = len;
+        r[MP_BONDSTORE_RECORD_LENGTH] = len;
         memcpy(r + MP_BONDSTORE_RECORD_HEADER_LEN, data, len);
         put_le(r + MP_BONDSTORE_RECORD_HEADER_LEN + len, record_crc(s, r), 4);
         s->used += MP_BONDSTORE_RECORD_OVERHEAD + len;
@@ -149,7 +164,7 @@ bool mp_bondstore_record(const mp_bondstore_t *s, size_t i, uint32_t *tag, const
         return false;
     }
     *tag = get_le(s->records + p, 4);
-    *len = s->records[p + 4];
+    *len = s->records[p + MP_BONDSTORE_RECORD_LENGTH];
     *value = s->records + p + MP_BONDSTORE_RECORD_HEADER_LEN;
     return true;
 }
@@ -195,15 +210,16 @@ static int crc_file(mp_bondstore_t *s, void *fh, uint32_t off, uint32_t len, uin
 
 // The CRC a header must carry for its body (bytes 0..11, then the body).
 static uint32_t image_crc(mp_bondstore_t *s, const uint8_t *header, const uint8_t *body, size_t len) {
-    uint32_t crc = s->io->crc(header, 12, 0xffffffff);
+    uint32_t crc = s->io->crc(header, MP_BONDSTORE_HEADER_CRC, 0xffffffff);
     return ~s->io->crc(body, len, crc);
 }
 
 // Whether header h at pos and the len bytes after it are a whole image.
 static bool image_valid(mp_bondstore_t *s, void *fh, uint32_t pos, const uint8_t *h, uint32_t len) {
-    uint32_t crc = s->io->crc(h, 12, 0xffffffff);
-    return h[4] == MP_BONDSTORE_VERSION && h[5] == 0
-           && crc_file(s, fh, pos + MP_BONDSTORE_HEADER_LEN, len, &crc) == 0 && ~crc == get_le(h + 12, 4);
+    uint32_t crc = s->io->crc(h, MP_BONDSTORE_HEADER_CRC, 0xffffffff);
+    return h[MP_BONDSTORE_HEADER_VERSION] == MP_BONDSTORE_VERSION && h[MP_BONDSTORE_HEADER_ZERO] == 0
+           && crc_file(s, fh, pos + MP_BONDSTORE_HEADER_LEN, len, &crc) == 0
+           && ~crc == get_le(h + MP_BONDSTORE_HEADER_CRC, 4);
 }
 
 // A found image: its position and records' length (-1: none found).
@@ -240,11 +256,12 @@ static void find_images(mp_bondstore_t *s, void *fh, image_ref_t *valid, image_r
         if ((size_t)n < sizeof(h)) {
             break;
         }
-        uint32_t len = get_le(h + 6, 2), gen = get_le(h + 8, 4);
-        newer |= h[4] > MP_BONDSTORE_VERSION;
+        uint32_t len = get_le(h + MP_BONDSTORE_HEADER_LENGTH, 2);
+        uint32_t gen = get_le(h + MP_BONDSTORE_HEADER_GENERATION, 4);
+        newer |= h[MP_BONDSTORE_HEADER_VERSION] > MP_BONDSTORE_VERSION;
         if (image_valid(s, fh, pos, h, len)) {
             keep_newest(valid, pos, len, gen);
-        } else if (h[4] == MP_BONDSTORE_VERSION) {
+        } else if (h[MP_BONDSTORE_HEADER_VERSION] == MP_BONDSTORE_VERSION) {
             keep_newest(torn, pos, len, gen);
         }
     }
@@ -312,11 +329,12 @@ static void scan_rest(mp_bondstore_t *s, void *fh, uint32_t lo, uint32_t hi) {
 // Generation of the version-1 main header at base, or 0 if not valid.
 static uint32_t v1_generation(mp_bondstore_t *s, void *fh, uint32_t base) {
     uint8_t h[MP_BONDSTORE_V1_HEADER_LEN];
-    if (read_full(s, fh, base, h, sizeof(h)) || memcmp(h, MP_BONDSTORE_V1_MAGIC, 8) != 0 || get_le(h + 8, 2) != 1
-        || ~s->io->crc(h, 20, 0xffffffff) != get_le(h + 20, 4)) {
+    if (read_full(s, fh, base, h, sizeof(h)) || memcmp(h, MP_BONDSTORE_V1_MAGIC, 8) != 0
+        || get_le(h + V1_HEADER_VERSION, 2) != 1
+        || ~s->io->crc(h, V1_HEADER_CRC, 0xffffffff) != get_le(h + V1_HEADER_CRC, 4)) {
         return 0;
     }
-    return get_le(h + 12, 4);
+    return get_le(h + V1_HEADER_GENERATION, 4);
 }
 
 // Generation of a valid version-1 side file (a snapshot of a main file), or 0.
@@ -324,12 +342,13 @@ static uint32_t v1_side_generation(mp_bondstore_t *s, void *fh) {
     uint8_t h[MP_BONDSTORE_V1_SIDE_HEADER_LEN];
     uint32_t crc = 0xffffffff;
     if (read_full(s, fh, 0, h, sizeof(h)) || memcmp(h, MP_BONDSTORE_V1_SIDE_MAGIC, 8) != 0
-        || ~s->io->crc(h, 28, 0xffffffff) != get_le(h + 28, 4)
-        || crc_file(s, fh, sizeof(h), get_le(h + 16, 4), &crc) || ~crc != get_le(h + 20, 4)
-        || v1_generation(s, fh, sizeof(h)) != get_le(h + 12, 4)) {
+        || ~s->io->crc(h, V1_SIDE_CRC, 0xffffffff) != get_le(h + V1_SIDE_CRC, 4)
+        || crc_file(s, fh, sizeof(h), get_le(h + V1_SIDE_IMAGE_LEN, 4), &crc)
+        || ~crc != get_le(h + V1_SIDE_IMAGE_CRC, 4)
+        || v1_generation(s, fh, sizeof(h)) != get_le(h + V1_SIDE_GENERATION, 4)) {
         return 0;
     }
-    return get_le(h + 12, 4);
+    return get_le(h + V1_SIDE_GENERATION, 4);
 }
 
 // Load the live records of a version-1 main file at base: walk the slots,
@@ -344,20 +363,23 @@ static void v1_read(mp_bondstore_t *s, void *fh, uint32_t base) {
     for (;;) {
         uint8_t h[MP_BONDSTORE_V1_SLOT_HEADER_LEN];
         int n = s->io->read(s->io_ctx, fh, p, h, sizeof(h));
-        if (n < (int)sizeof(h) || h[0] != 0xa5 || h[1] != 0 || ~s->io->crc(h, 4, 0xffffffff) != get_le(h + 4, 4)) {
+        if (n < (int)sizeof(h) || h[0] != V1_SLOT_MARKER || h[1] != 0
+            || ~s->io->crc(h, V1_SLOT_CRC, 0xffffffff) != get_le(h + V1_SLOT_CRC, 4)) {
             if (n != 0) {
                 s->found |= MP_BONDSTORE_LOAD_V1_DROPPED; // a torn tail, or damage
             }
             return;
         }
-        uint32_t cap = get_le(h + 2, 2), len = 0, tag, seq;
+        uint32_t cap = get_le(h + V1_SLOT_CAPACITY, 2), len = 0, tag, seq;
         p += sizeof(h);
         if (read_full(s, fh, p, r, MP_BONDSTORE_V1_RECORD_HEADER_LEN) == 0 && r[0] == 1 && r[1] == 0
-            && (len = get_le(r + 2, 2)) <= MP_BONDSTORE_VALUE_MAX && len + 16 <= cap
+            && (len = get_le(r + V1_RECORD_LENGTH, 2)) <= MP_BONDSTORE_VALUE_MAX
+            && MP_BONDSTORE_V1_RECORD_HEADER_LEN + len + 4 <= cap
             && read_full(s, fh, p + MP_BONDSTORE_V1_RECORD_HEADER_LEN, r + MP_BONDSTORE_V1_RECORD_HEADER_LEN, len + 4) == 0
-            && ~s->io->crc(r, 12 + len, 0xffffffff) == get_le(r + 12 + len, 4)) {
-            tag = get_le(r + 4, 4);
-            seq = get_le(r + 8, 4);
+            && ~s->io->crc(r, MP_BONDSTORE_V1_RECORD_HEADER_LEN + len, 0xffffffff)
+            == get_le(r + MP_BONDSTORE_V1_RECORD_HEADER_LEN + len, 4)) {
+            tag = get_le(r + V1_RECORD_TAG, 4);
+            seq = get_le(r + V1_RECORD_SEQ, 4);
             size_t i = 0;
             while (i < nseen && seen[i].tag != tag) {
                 ++i;
@@ -464,11 +486,11 @@ static int write_zeros(mp_bondstore_t *s, void *fh, uint32_t off, uint32_t end) 
 static int write_image(mp_bondstore_t *s, void *fh, uint32_t pos, uint32_t gen) {
     uint8_t h[MP_BONDSTORE_HEADER_LEN];
     memcpy(h, MP_BONDSTORE_MAGIC, 4);
-    h[4] = MP_BONDSTORE_VERSION;
-    h[5] = 0;
-    put_le(h + 6, s->used, 2);
-    put_le(h + 8, gen, 4);
-    put_le(h + 12, image_crc(s, h, s->records, s->used), 4);
+    h[MP_BONDSTORE_HEADER_VERSION] = MP_BONDSTORE_VERSION;
+    h[MP_BONDSTORE_HEADER_ZERO] = 0;
+    put_le(h + MP_BONDSTORE_HEADER_LENGTH, s->used, 2);
+    put_le(h + MP_BONDSTORE_HEADER_GENERATION, gen, 4);
+    put_le(h + MP_BONDSTORE_HEADER_CRC, image_crc(s, h, s->records, s->used), 4);
     int err = s->io->write(s->io_ctx, fh, pos, h, sizeof(h));
     if (!err) {
         err = s->io->write(s->io_ctx, fh, pos + sizeof(h), s->records, s->used);

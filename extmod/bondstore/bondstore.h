@@ -48,8 +48,14 @@
 // the host tests read them from here.
 #define MP_BONDSTORE_MAGIC "MPBS"
 #define MP_BONDSTORE_VERSION (2)
-#define MP_BONDSTORE_HEADER_LEN (16)     // image header
-#define MP_BONDSTORE_RECORD_HEADER_LEN (5) // tag (4) + length (1)
+#define MP_BONDSTORE_HEADER_LEN (16)     // image header, with these fields:
+#define MP_BONDSTORE_HEADER_VERSION (4)  //   u8 format version
+#define MP_BONDSTORE_HEADER_ZERO (5)     //   u8 reserved, 0
+#define MP_BONDSTORE_HEADER_LENGTH (6)   //   u16 records' length
+#define MP_BONDSTORE_HEADER_GENERATION (8) // u32
+#define MP_BONDSTORE_HEADER_CRC (12)     //   u32 CRC of bytes 0..11 and the records
+#define MP_BONDSTORE_RECORD_HEADER_LEN (5) // tag (u32) + length (u8, at 4)
+#define MP_BONDSTORE_RECORD_LENGTH (4)
 #define MP_BONDSTORE_RECORD_OVERHEAD (9)   // header + CRC-32 (4) after the value
 #define MP_BONDSTORE_VALUE_MAX (255)
 #define MP_BONDSTORE_IMAGE_ALIGN (512)   // images start at multiples of this
