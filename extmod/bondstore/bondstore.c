@@ -45,7 +45,7 @@
 #define V1_RECORD_TAG (4)
 #define V1_RECORD_SEQ (8)
 
-#define CHUNK (32)         // bytes read or zeroed at a time
+#define CHUNK (128)        // bytes read or zeroed at a time (on the stack)
 #define RESERVE_LEN (4096) // one littlefs block: more than a file keeps inline
 
 static const uint8_t zeros[CHUNK];
