@@ -45,10 +45,11 @@
 #define V1_RECORD_TAG (4)
 #define V1_RECORD_SEQ (8)
 
-#define CHUNK (128)        // bytes read or zeroed at a time (on the stack)
+#define CHUNK (128)        // bytes read at a time (on the stack)
+#define ZEROS (32)         // bytes zeroed at a time (in flash)
 #define RESERVE_LEN (4096) // one littlefs block: more than a file keeps inline
 
-static const uint8_t zeros[CHUNK];
+static const uint8_t zeros[ZEROS];
 
 static uint32_t get_le(const uint8_t *p, int n) {
     uint32_t v = 0;
@@ -476,7 +477,7 @@ int mp_bondstore_load(mp_bondstore_t *s) {
 static int write_zeros(mp_bondstore_t *s, void *fh, uint32_t off, uint32_t end) {
     int err = 0;
     for (uint32_t n; off < end && !err; off += n) {
-        n = end - off < CHUNK ? end - off : CHUNK;
+        n = end - off < ZEROS ? end - off : ZEROS;
         err = s->io->write(s->io_ctx, fh, off, zeros, n);
     }
     return err;
