@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,20 @@ async def boot(rig: FlashRig, image: Path) -> Session:
     return await Session.start(rig, AgentConfig(str(image), LFS2.fs, LFS2.block_size))
 
 
+@contextlib.asynccontextmanager
+async def booted(tmp_path: Path) -> AsyncIterator[tuple[FlashRig, Path, Session]]:
+    """A fresh littlefs image, the rig, and the device booted on it."""
+    image = tmp_path / "image.bin"
+    make_image(image, LFS2)
+    async with flash_rig(tmp_path / "run", tmp_path / "keys") as rig:
+        yield rig, image, await boot(rig, image)
+
+
 def test_a_foreign_bond_file_is_never_written(built_tree: Path, tmp_path: Path) -> None:
     foreign = b"print('my own boot script')\n" * 3
 
     async def scenario() -> None:
-        image = tmp_path / "image.bin"
-        make_image(image, LFS2)
-        async with flash_rig(tmp_path / "run", tmp_path / "keys") as rig:
-            session = await boot(rig, image)
+        async with booted(tmp_path) as (rig, image, session):
             await session.agent.run("active 0")
             await session.agent.run(f"write {BOND_FILE} {foreign.hex()}")
             # The kept identity is in the file it may not read: a new one.
@@ -65,10 +72,7 @@ def test_unpair_on_a_full_littlefs_is_durable(
     # its directory, rewritten without a free block; a bigger one (from about
     # 7 bonds on) is copied on write, which a full filesystem cannot do.
     async def scenario() -> None:
-        image = tmp_path / "image.bin"
-        make_image(image, LFS2)
-        async with flash_rig(tmp_path / "run", tmp_path / "keys") as rig:
-            session = await boot(rig, image)
+        async with booted(tmp_path) as (rig, image, session):
             for index in range(bonds):
                 await session.pair(index)
             size = len(await session.agent.read_file(BOND_FILE) or b"")
@@ -151,10 +155,7 @@ def test_ctrl_c_inside_a_bond_file_write_reaches_the_application(
     built_tree: Path, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
-        image = tmp_path / "image.bin"
-        make_image(image, LFS2)
-        async with flash_rig(tmp_path / "run", tmp_path / "keys") as rig:
-            session = await boot(rig, image)
+        async with booted(tmp_path) as (rig, image, session):
             await session.pair(0)
             [peer] = await session.bonds()
             await session.agent.run("kbint")
