@@ -518,8 +518,11 @@ static int commit_atomic(mp_bondstore_t *s, uint32_t gen) {
     void *fh;
     int err = MP_BONDSTORE_ERR_NOSPC;
     for (int tries = 2; err == MP_BONDSTORE_ERR_NOSPC && tries--;) {
-        if (tries == 0 && s->io->remove(s->io_ctx, MP_BONDSTORE_FILE_RESERVE) != 0) {
-            break;
+        if (tries == 0) {
+            s->reserved = false;
+            if (s->io->remove(s->io_ctx, MP_BONDSTORE_FILE_RESERVE) != 0) {
+                break;
+            }
         }
         err = s->io->open(s->io_ctx, MP_BONDSTORE_FILE_MAIN, MP_BONDSTORE_OPEN_CREATE, &fh);
         if (!err) {
@@ -533,12 +536,18 @@ static int commit_atomic(mp_bondstore_t *s, uint32_t gen) {
     committed(s, 0, gen);
     s->file_end = MP_BONDSTORE_HEADER_LEN + s->used;
     s->unclean = false;
+    // Look for the reserve once per load, not at every commit.
+    if (s->reserved) {
+        return 0;
+    }
     if (s->io->open(s->io_ctx, MP_BONDSTORE_FILE_RESERVE, MP_BONDSTORE_OPEN_READ, &fh) == 0) {
         s->io->close(s->io_ctx, fh);
+        s->reserved = true;
     } else if (s->io->open(s->io_ctx, MP_BONDSTORE_FILE_RESERVE, MP_BONDSTORE_OPEN_CREATE, &fh) == 0) {
         err = write_zeros(s, fh, 0, RESERVE_LEN);
         err = err ? err : s->io->sync(s->io_ctx, fh);
         s->io->close(s->io_ctx, fh);
+        s->reserved = !err;
         if (err) {
             s->io->remove(s->io_ctx, MP_BONDSTORE_FILE_RESERVE);
         }

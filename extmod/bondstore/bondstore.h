@@ -165,6 +165,7 @@ typedef struct _mp_bondstore_t {
     uint8_t found;         // MP_BONDSTORE_LOAD_* flags of the last load
     bool dirty;            // RAM differs from the file
     bool unclean;          // the file holds bytes other than the image
+    bool reserved;         // the reserve file is known to exist (atomic mode)
 } mp_bondstore_t;
 
 // Bind the store to its RAM and file access; does no I/O.
