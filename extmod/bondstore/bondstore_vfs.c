@@ -23,12 +23,15 @@
  * OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN
  * THE SOFTWARE.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "py/runtime.h"
 #include "py/objstr.h"
 #include "py/stream.h"
 #include "py/mperrno.h"
+#include "py/mphal.h"
+#include "extmod/modbluetooth.h"
 #include "extmod/vfs.h"
 
 #if MICROPY_PY_BLUETOOTH_ENABLE_BOND_FILE
@@ -196,7 +199,7 @@ static int no_file_open(void *ctx, int file, int mode, void **fh) {
 }
 
 // Only open() is called without a file; records carry their CRC in RAM too.
-const mp_bondstore_io_t mp_bondstore_vfs_no_file = {
+static const mp_bondstore_io_t no_file_io = {
     .open = no_file_open,
     .crc = VFS_CRC,
 };
@@ -224,10 +227,12 @@ static bool vfs_is_atomic(const char *path) {
     return false;
 }
 
-const mp_bondstore_io_t *mp_bondstore_vfs_init(mp_bondstore_vfs_t *ctx, const char *path) {
+// The file access for the bond file at path: no_file_io if path is NULL or
+// cannot be used (the error printed then).
+static const mp_bondstore_io_t *vfs_init(mp_bondstore_vfs_t *ctx, const char *path) {
     static const char suffix[][5] = { "", ".new", ".rsv" };
     if (path == NULL) {
-        return &mp_bondstore_vfs_no_file;
+        return &no_file_io;
     }
     nlr_buf_t nlr;
     if (nlr_push(&nlr) == 0) {
@@ -243,8 +248,172 @@ const mp_bondstore_io_t *mp_bondstore_vfs_init(mp_bondstore_vfs_t *ctx, const ch
         return io;
     } else {
         mp_obj_print_exception(MICROPY_ERROR_PRINTER, MP_OBJ_FROM_PTR(nlr.ret_val));
-        return &mp_bondstore_vfs_no_file;
+        return &no_file_io;
     }
+}
+
+// ble.config(bond_file=...): kept outside the heap so that it survives
+// active(0)/active(1) and a soft reset cannot leave it dangling.
+enum { BOND_FILE_DEFAULT, BOND_FILE_CUSTOM, BOND_FILE_DISABLED };
+static uint8_t bond_file_mode;
+static char bond_file_path[MICROPY_BLUETOOTH_BOND_FILE_MAX + 1];
+
+// The configured path, NULL when persistence is disabled.  On unix a
+// leading "~/" is taken from $HOME, and its directory is created.
+static const char *bond_file(vstr_t *vstr) {
+    const char *path = MICROPY_BLUETOOTH_BOND_FILE;
+    if (bond_file_mode == BOND_FILE_DISABLED) {
+        return NULL;
+    } else if (bond_file_mode == BOND_FILE_CUSTOM) {
+        path = bond_file_path;
+    }
+    #if MICROPY_VFS_POSIX
+    if (path[0] == '~' && path[1] == '/') {
+        const char *home = getenv("HOME");
+        vstr_add_str(vstr, home ? home : ".");
+        const char *dir_end = strrchr(path, '/');
+        vstr_add_strn(vstr, path + 1, dir_end - path - 1);
+        nlr_buf_t nlr;
+        if (nlr_push(&nlr) == 0) {
+            mp_vfs_mkdir(mp_obj_new_str(vstr_str(vstr), vstr_len(vstr)));
+            nlr_pop();
+        } else {
+            // Most likely it exists already; opening the file will tell.
+        }
+        vstr_add_str(vstr, dir_end);
+        return vstr_null_terminated_str(vstr);
+    }
+    #endif
+    (void)vstr;
+    return path;
+}
+
+// What load() found that the user should know, in one line: the first
+// MP_BONDSTORE_LOAD_* flag set (they are in order of importance).
+static void report_load(const mp_bondstore_t *store) {
+    static const char *const findings[] = {
+        "is not a bond store: left untouched",
+        "has a newer format: left untouched",
+        "holds too many bonds: left untouched",
+        "cannot be read: left untouched",
+        "was damaged: intact bonds kept",
+        "was damaged: intact bonds kept",
+        "converted from format version 1",
+        "had torn or stale data: removed",
+    };
+    for (size_t i = 0; i < MP_ARRAY_SIZE(findings); ++i) {
+        if (store->found & (1 << i)) {
+            mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond file %s%s\n", findings[i],
+                store->mode == MP_BONDSTORE_MODE_PROTECTED ? ", bonds kept in RAM only" : "");
+            return;
+        }
+    }
+}
+
+void mp_bondstore_vfs_load(mp_bondstore_vfs_t *ctx, mp_bondstore_t *store, uint8_t *records, size_t capacity) {
+    vstr_t vstr;
+    vstr_init(&vstr, 32);
+    const char *path = bond_file(&vstr);
+    // bond_file=None (or an unusable path): the store lives in RAM for the
+    // session (and in an _IRQ_SET_SECRET handler, if the application has one).
+    const mp_bondstore_io_t *io = vfs_init(ctx, path);
+    ctx->persistent = io != &no_file_io;
+    ctx->error_reported = false;
+    mp_bondstore_init(store, io, ctx, records, capacity);
+    mp_bondstore_load(store);
+    DEBUG_printf("load %s: mode=%d found=%02x\n", path ? path : "(none)", store->mode, store->found);
+    if (ctx->persistent) {
+        report_load(store);
+    }
+    vstr_clear(&vstr);
+}
+
+bool mp_bondstore_vfs_commit_failed(mp_bondstore_vfs_t *ctx, int err) {
+    if (err == 0) {
+        ctx->error_reported = false;
+        return false;
+    } else if (err == MP_BONDSTORE_ERR_PROTECTED) {
+        return false; // said at load: this file is not ours to write
+    }
+    if (!ctx->error_reported) {
+        ctx->error_reported = true;
+        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store write failed (%d), bonds kept in RAM only for now\n", err);
+    }
+    return true;
+}
+
+bool mp_bondstore_vfs_random(uint8_t *buf, size_t len) {
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_hal_get_random(len, buf);
+        nlr_pop();
+        return true;
+    }
+    mp_obj_print_exception(MICROPY_ERROR_PRINTER, MP_OBJ_FROM_PTR(nlr.ret_val));
+    return false;
+}
+
+bool mp_bondstore_vfs_static_address_valid(const uint8_t *addr) {
+    // Two top bits 0b11; the remaining 46 bits neither all 0 nor all 1.
+    if ((addr[0] & 0xc0) != 0xc0) {
+        return false;
+    }
+    uint8_t all_or = addr[0] & 0x3f, all_and = addr[0] | 0xc0;
+    for (int i = 1; i < 6; ++i) {
+        all_or |= addr[i];
+        all_and &= addr[i];
+    }
+    return all_or != 0 && all_and != 0xff;
+}
+
+bool mp_bondstore_vfs_new_static_address(uint8_t *addr) {
+    do {
+        if (!mp_bondstore_vfs_random(addr, 6)) {
+            return false;
+        }
+        addr[0] |= 0xc0;
+    } while (!mp_bondstore_vfs_static_address_valid(addr));
+    return true;
+}
+
+mp_obj_t mp_bluetooth_get_bond_file(void) {
+    switch (bond_file_mode) {
+        case BOND_FILE_DISABLED:
+            return mp_const_none;
+        case BOND_FILE_CUSTOM:
+            return mp_obj_new_str(bond_file_path, strlen(bond_file_path));
+        default:
+            return MP_OBJ_NEW_QSTR(qstr_from_str(MICROPY_BLUETOOTH_BOND_FILE));
+    }
+}
+
+void mp_bluetooth_set_bond_file(mp_obj_t path_in) {
+    if (path_in == mp_const_none) {
+        bond_file_mode = BOND_FILE_DISABLED;
+        return;
+    }
+    size_t len;
+    const char *path = mp_obj_str_get_data(path_in, &len);
+    // A relative path is taken from the current directory now, so that a
+    // later chdir() cannot make a second store appear.
+    bool relative = len > 0 && path[0] != '/' && !(path[0] == '~' && path[1] == '/');
+    size_t cwd_len = 0;
+    const char *cwd = "";
+    if (relative) {
+        cwd = mp_obj_str_get_data(mp_vfs_getcwd(), &cwd_len);
+        cwd_len -= cwd_len > 0 && cwd[cwd_len - 1] == '/';
+    }
+    if (len == 0 || strlen(path) != len || (relative ? cwd_len + 1 : 0) + len > MICROPY_BLUETOOTH_BOND_FILE_MAX) {
+        mp_raise_ValueError(MP_ERROR_TEXT("invalid bond_file"));
+    }
+    char *p = bond_file_path;
+    if (relative) {
+        memcpy(p, cwd, cwd_len);
+        p[cwd_len] = '/';
+        p += cwd_len + 1;
+    }
+    memcpy(p, path, len + 1);
+    bond_file_mode = BOND_FILE_CUSTOM;
 }
 
 #endif // MICROPY_PY_BLUETOOTH_ENABLE_BOND_FILE

@@ -24,7 +24,6 @@
 
 #include <stddef.h>
 #include <string.h>
-#include <stdlib.h>
 
 #include "py/runtime.h"
 #include "py/mphal.h"
@@ -100,29 +99,14 @@ typedef struct _mp_bluetooth_btstack_bond_store_t {
     mp_bondstore_t store;
     mp_bondstore_vfs_t vfs;
     btstack_timer_source_t retry_timer;
-    bool persistent;     // false with bond_file=None: RAM only, by request
-    bool error_reported; // say once per session that writes fail, not per write
     uint32_t pending_tag; // a device-DB entry without keys yet (0: none)
     device_db_entry_t pending;
     uint8_t records[RECORDS_SIZE];
 } mp_bluetooth_btstack_bond_store_t;
 
-// ble.config(bond_file=...): kept outside the heap so that it survives
-// active(0)/active(1) and a soft reset cannot leave it dangling.
-enum { BOND_FILE_DEFAULT, BOND_FILE_CUSTOM, BOND_FILE_DISABLED };
-static uint8_t bond_file_mode;
-static char bond_file_path[MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX + 1];
-
 static mp_bluetooth_btstack_bond_store_t *bond_store(void) {
     mp_bluetooth_btstack_root_pointers_t *rp = MP_STATE_PORT(bluetooth_btstack_root_pointers);
     return rp ? rp->bond_store : NULL;
-}
-
-static void report_error(mp_bluetooth_btstack_bond_store_t *bs, int err) {
-    if (!bs->error_reported) {
-        bs->error_reported = true;
-        mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond store write failed (%d), bonds kept in RAM only for now\n", err);
-    }
 }
 
 // Commits run from the scheduler: at the next point where pending events are
@@ -159,7 +143,7 @@ static void schedule_commit(mp_bluetooth_btstack_bond_store_t *bs) {
 
 void mp_bluetooth_btstack_bond_store_commit(void) {
     mp_bluetooth_btstack_bond_store_t *bs = bond_store();
-    if (bs == NULL || !bs->persistent) {
+    if (bs == NULL || !bs->vfs.persistent) {
         return;
     }
     if (mp_vfs_blockdev_busy()) {
@@ -169,16 +153,11 @@ void mp_bluetooth_btstack_bond_store_commit(void) {
         schedule_commit(bs);
         return;
     }
-    int err = mp_bondstore_commit(&bs->store);
-    if (err == 0) {
-        bs->error_reported = false;
-    } else if (err != MP_BONDSTORE_ERR_PROTECTED) {
-        // The change stays pending: try again later (once the stack's run
-        // loop runs), and with the next one.
-        report_error(bs, err);
-        if (mp_bluetooth_btstack_state != MP_BLUETOOTH_BTSTACK_STATE_OFF) {
-            retry_later(bs);
-        }
+    // A change that could not be written stays pending: try again later
+    // (once the stack's run loop runs), and with the next one.
+    if (mp_bondstore_vfs_commit_failed(&bs->vfs, mp_bondstore_commit(&bs->store))
+        && mp_bluetooth_btstack_state != MP_BLUETOOTH_BTSTACK_STATE_OFF) {
+        retry_later(bs);
     }
 }
 
@@ -295,17 +274,6 @@ static void import_from_handler(mp_bluetooth_btstack_bond_store_t *bs, uint32_t 
     mp_bondstore_set(&bs->store, tag, value, len);
 }
 
-static bool random_bytes(uint8_t *buf, size_t len) {
-    nlr_buf_t nlr;
-    if (nlr_push(&nlr) == 0) {
-        mp_hal_get_random(len, buf);
-        nlr_pop();
-        return true;
-    }
-    mp_obj_print_exception(MICROPY_ERROR_PRINTER, MP_OBJ_FROM_PTR(nlr.ret_val));
-    return false;
-}
-
 static bool is_zero(const uint8_t *buf, size_t len) {
     for (size_t i = 0; i < len; ++i) {
         if (buf[i]) {
@@ -323,63 +291,11 @@ static void ensure_key(mp_bluetooth_btstack_bond_store_t *bs, uint32_t tag) {
         return;
     }
     do {
-        if (!random_bytes(key, sizeof(key))) {
+        if (!mp_bondstore_vfs_random(key, sizeof(key))) {
             return; // BTstack falls back to generating it.
         }
     } while (is_zero(key, sizeof(key)));
     keep_value(bs, tag, key, sizeof(key));
-}
-
-// The configured path, NULL when persistence is disabled.  On unix a
-// leading "~/" is taken from $HOME, and its directory is created.
-static const char *bond_file(vstr_t *vstr) {
-    const char *path = MICROPY_BLUETOOTH_BTSTACK_BOND_FILE;
-    if (bond_file_mode == BOND_FILE_DISABLED) {
-        return NULL;
-    } else if (bond_file_mode == BOND_FILE_CUSTOM) {
-        path = bond_file_path;
-    }
-    #if MICROPY_VFS_POSIX
-    if (path[0] == '~' && path[1] == '/') {
-        const char *home = getenv("HOME");
-        vstr_add_str(vstr, home ? home : ".");
-        const char *dir_end = strrchr(path, '/');
-        vstr_add_strn(vstr, path + 1, dir_end - path - 1);
-        nlr_buf_t nlr;
-        if (nlr_push(&nlr) == 0) {
-            mp_vfs_mkdir(mp_obj_new_str(vstr_str(vstr), vstr_len(vstr)));
-            nlr_pop();
-        } else {
-            // Most likely it exists already; opening the file will tell.
-        }
-        vstr_add_str(vstr, dir_end);
-        return vstr_null_terminated_str(vstr);
-    }
-    #endif
-    (void)vstr;
-    return path;
-}
-
-// What load() found that the user should know, in one line: the first
-// MP_BONDSTORE_LOAD_* flag set (they are in order of importance).
-static void report_load(const mp_bondstore_t *store) {
-    static const char *const findings[] = {
-        "is not a bond store: left untouched",
-        "has a newer format: left untouched",
-        "holds too many bonds: left untouched",
-        "cannot be read: left untouched",
-        "was damaged: intact bonds kept",
-        "was damaged: intact bonds kept",
-        "converted from format version 1",
-        "had torn or stale data: removed",
-    };
-    for (size_t i = 0; i < MP_ARRAY_SIZE(findings); ++i) {
-        if (store->found & (1 << i)) {
-            mp_printf(MICROPY_ERROR_PRINTER, "bluetooth: bond file %s%s\n", findings[i],
-                store->mode == MP_BONDSTORE_MODE_PROTECTED ? ", bonds kept in RAM only" : "");
-            return;
-        }
-    }
 }
 
 void mp_bluetooth_btstack_bond_store_init(void) {
@@ -388,20 +304,7 @@ void mp_bluetooth_btstack_bond_store_init(void) {
     // before the stack starts if the heap is exhausted.
     mp_bluetooth_btstack_bond_store_t *bs = m_new0(mp_bluetooth_btstack_bond_store_t, 1);
     rp->bond_store = bs;
-    vstr_t vstr;
-    vstr_init(&vstr, 32);
-    const char *path = bond_file(&vstr);
-    // bond_file=None (or an unusable path): the store lives in RAM for the
-    // session (and in an _IRQ_SET_SECRET handler, if the application has one).
-    const mp_bondstore_io_t *io = mp_bondstore_vfs_init(&bs->vfs, path);
-    bs->persistent = io != &mp_bondstore_vfs_no_file;
-    mp_bondstore_init(&bs->store, io, &bs->vfs, bs->records, sizeof(bs->records));
-    mp_bondstore_load(&bs->store);
-    DEBUG_printf("load %s: mode=%d found=%02x\n", path ? path : "(none)", bs->store.mode, bs->store.found);
-    if (bs->persistent) {
-        report_load(&bs->store);
-    }
-    vstr_clear(&vstr);
+    mp_bondstore_vfs_load(&bs->vfs, &bs->store, bs->records, sizeof(bs->records));
 
     // An application's own secret store wins over the file.
     for (int i = 0; i < NVM_NUM_DEVICE_DB_ENTRIES; ++i) {
@@ -435,77 +338,21 @@ void mp_bluetooth_btstack_bond_store_deinit(void) {
     btstack_tlv_set_instance(NULL, NULL);
 }
 
-static bool valid_static_address(const uint8_t *addr) {
-    // Two top bits 0b11; the remaining 46 bits neither all 0 nor all 1.
-    if ((addr[0] & 0xc0) != 0xc0) {
-        return false;
-    }
-    uint8_t all_or = addr[0] & 0x3f, all_and = addr[0] | 0xc0;
-    for (int i = 1; i < 6; ++i) {
-        all_or |= addr[i];
-        all_and &= addr[i];
-    }
-    return all_or != 0 && all_and != 0xff;
-}
-
 bool mp_bluetooth_btstack_bond_store_static_address(uint8_t *addr) {
     mp_bluetooth_btstack_bond_store_t *bs = bond_store();
     if (bs == NULL) {
         return false;
     }
-    if (mp_bondstore_get(&bs->store, TAG_STATIC_ADDRESS, addr, 6) == 6 && valid_static_address(addr)) {
+    if (mp_bondstore_get(&bs->store, TAG_STATIC_ADDRESS, addr, 6) == 6 && mp_bondstore_vfs_static_address_valid(addr)) {
         return true;
     }
-    do {
-        if (!random_bytes(addr, 6)) {
-            return false;
-        }
-        addr[0] |= 0xc0;
-    } while (!valid_static_address(addr));
+    if (!mp_bondstore_vfs_new_static_address(addr)) {
+        return false;
+    }
     if (keep_value(bs, TAG_STATIC_ADDRESS, addr, 6)) {
         mp_bluetooth_btstack_bond_store_commit();
     }
     return true;
-}
-
-mp_obj_t mp_bluetooth_get_bond_file(void) {
-    switch (bond_file_mode) {
-        case BOND_FILE_DISABLED:
-            return mp_const_none;
-        case BOND_FILE_CUSTOM:
-            return mp_obj_new_str(bond_file_path, strlen(bond_file_path));
-        default:
-            return MP_OBJ_NEW_QSTR(qstr_from_str(MICROPY_BLUETOOTH_BTSTACK_BOND_FILE));
-    }
-}
-
-void mp_bluetooth_set_bond_file(mp_obj_t path_in) {
-    if (path_in == mp_const_none) {
-        bond_file_mode = BOND_FILE_DISABLED;
-        return;
-    }
-    size_t len;
-    const char *path = mp_obj_str_get_data(path_in, &len);
-    // A relative path is taken from the current directory now, so that a
-    // later chdir() cannot make a second store appear.
-    bool relative = len > 0 && path[0] != '/' && !(path[0] == '~' && path[1] == '/');
-    size_t cwd_len = 0;
-    const char *cwd = "";
-    if (relative) {
-        cwd = mp_obj_str_get_data(mp_vfs_getcwd(), &cwd_len);
-        cwd_len -= cwd_len > 0 && cwd[cwd_len - 1] == '/';
-    }
-    if (len == 0 || strlen(path) != len || (relative ? cwd_len + 1 : 0) + len > MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX) {
-        mp_raise_ValueError(MP_ERROR_TEXT("invalid bond_file"));
-    }
-    char *p = bond_file_path;
-    if (relative) {
-        memcpy(p, cwd, cwd_len);
-        p[cwd_len] = '/';
-        p += cwd_len + 1;
-    }
-    memcpy(p, path, len + 1);
-    bond_file_mode = BOND_FILE_CUSTOM;
 }
 
 #endif // MICROPY_PY_BLUETOOTH && MICROPY_BLUETOOTH_BTSTACK && MICROPY_BLUETOOTH_BTSTACK_BOND_STORE

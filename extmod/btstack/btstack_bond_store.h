@@ -58,25 +58,6 @@
 // Secret type used for BTstack TLV entries in _IRQ_GET/SET_SECRET.
 #define MP_BLUETOOTH_BTSTACK_SECRET_TYPE_TLV (0x20)
 
-// The store file when ble.config(bond_file=...) has not been given.  Ports
-// may override it; on unix "~/" is expanded from $HOME.
-#ifndef MICROPY_BLUETOOTH_BTSTACK_BOND_FILE
-#if MICROPY_VFS_POSIX
-#define MICROPY_BLUETOOTH_BTSTACK_BOND_FILE "~/.micropython/btstack_bonds"
-#else
-#define MICROPY_BLUETOOTH_BTSTACK_BOND_FILE "/.btstack_bonds"
-#endif
-#endif
-
-// Longest bond_file path accepted by ble.config() (kept in static RAM).
-#ifndef MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX
-#if MICROPY_VFS_POSIX
-#define MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX (255)
-#else
-#define MICROPY_BLUETOOTH_BTSTACK_BOND_FILE_MAX (64)
-#endif
-#endif
-
 // Called from mp_bluetooth_init() before BTstack's security manager starts:
 // loads the store and registers it as BTstack's TLV.  Never raises.
 void mp_bluetooth_btstack_bond_store_init(void);
@@ -93,7 +74,7 @@ void mp_bluetooth_btstack_bond_store_commit(void);
 // new one if there is none.  Returns false if no address could be provided.
 bool mp_bluetooth_btstack_bond_store_static_address(uint8_t *addr);
 
-// ble.config('bond_file') is implemented by mp_bluetooth_get_bond_file() and
-// mp_bluetooth_set_bond_file() (see extmod/modbluetooth.h).
+// The file is MICROPY_BLUETOOTH_BOND_FILE unless ble.config(bond_file=...)
+// names another (extmod/bondstore/bondstore_vfs.h).
 
 #endif // MICROPY_INCLUDED_EXTMOD_BTSTACK_BTSTACK_BOND_STORE_H

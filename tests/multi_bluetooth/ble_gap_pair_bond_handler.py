@@ -3,20 +3,18 @@
 # machine.reset()).  The handler follows aioble's security.py: secrets live
 # in a dict, saved to a JSON file on every _IRQ_SET_SECRET (returning True),
 # and _IRQ_GET_SECRET is answered by key, or by index among the secrets of
-# the asked type when the key is None.  On BTstack ble.config(bond_file=None)
-# turns the stack's own file off, so the handler is the only persistence.
-#
-# NimBLE also keeps bonds this way, but this test skips it: without a public
-# address (as on the virtual radio), NimBLE picks a new random static address
-# at every start and does not keep it through the handler, so after its
-# restart the peripheral is another device to the central.
+# the asked type when the key is None.  ble.config(bond_file=None) turns the
+# stack's own file off, so the handler is the only persistence.  It gets
+# everything the stack must keep: on BTstack its TLV entries (type 0x20), on
+# NimBLE its security records, CCCDs, IRK and random static address (types
+# 1, 2, 3, 10 and 11).
 #
 # With bond_file=None the store is RAM-only by request, so it prints no
 # warnings about the file writes it does not make.
 #
 # After the restart, the peripheral reloads the JSON file before
-# ble.active(1), so the stack gets its keys (and on BTstack its address)
-# back from the handler, and the central's reconnection is re-encrypted
+# ble.active(1), so the stack gets its keys and its address
+# back from the handler (and its address), and the central's reconnection is re-encrypted
 # without a new pairing: no secret is written.
 
 from micropython import const
@@ -122,7 +120,7 @@ def start(instance, fresh=False):
         # BTstack: no bond file, the handler is the only persistence.
         ble.config(bond_file=None)
     except ValueError:
-        # NimBLE: see above.
+        # This build keeps no bonds of its own (no bond store).
         multitest.skip()
     ble.config(bond=True, le_secure=False, mitm=False)
     # Before active(1): the stack asks the handler for its secrets then.

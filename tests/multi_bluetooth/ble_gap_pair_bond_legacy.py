@@ -72,7 +72,7 @@ def start(path, le_secure, fresh=False):
     try:
         ble.config(bond_file=path)
     except ValueError:
-        # This stack keeps no bonds of its own (e.g. NimBLE without a handler).
+        # This build keeps no bonds of its own (no bond store).
         multitest.skip()
     if fresh:
         remove(path)
@@ -104,9 +104,17 @@ def store_records(path):
 
 
 def stored_bonds(path):
-    # BTstack's le_device_db entries ('BTD'+i) as (key_size, secure_connection).
-    bonds = sorted((tag & 0xFF, v[56], v[59]) for _, tag, v in store_records(path) if tag >> 8 == 0x425444)
-    return [b[1:] for b in bonds]
+    # Every bond in the file as (key_size, secure_connection), sorted:
+    # BTstack's le_device_db entries ('BTD'+i: key size at 56, SC flag at 59),
+    # NimBLE's peer security records ('NPS'+i: key size at 7, flags at 18,
+    # SC is bit 4).
+    bonds = []
+    for _, tag, v in store_records(path):
+        if tag >> 8 == 0x425444:
+            bonds.append((v[56], v[59]))
+        elif tag >> 8 == 0x4E5053:
+            bonds.append((v[7], (v[18] >> 4) & 1))
+    return sorted(bonds)
 
 
 def restart(resume):
@@ -151,7 +159,7 @@ def serve_one_connection(label):
 
 def require_bond_store():
     # Skip, before multitest.next(), on a stack that keeps no bonds of its
-    # own (NimBLE has no bond_file config), whichever instance runs it.
+    # own (a build without a bond store), whichever instance runs it.
     try:
         ble.config("bond_file")
     except ValueError:

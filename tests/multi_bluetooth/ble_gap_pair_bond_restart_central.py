@@ -66,7 +66,7 @@ def start(instance, fresh=False):
     try:
         ble.config(bond_file=bond_file(instance))
     except ValueError:
-        # This stack keeps no bonds of its own (e.g. NimBLE without a handler).
+        # This build keeps no bonds of its own (no bond store).
         multitest.skip()
     if fresh:
         for suffix in ("", ".new"):
@@ -93,7 +93,7 @@ def restart(resume, soft):
 
 def require_bond_store():
     # Skip, before multitest.next(), on a stack that keeps no bonds of its
-    # own (NimBLE has no bond_file config), whichever instance runs it.
+    # own (a build without a bond store), whichever instance runs it.
     try:
         ble.config("bond_file")
     except ValueError:

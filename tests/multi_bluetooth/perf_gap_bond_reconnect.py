@@ -81,7 +81,7 @@ def restart_into_next_round():
 
 def require_bond_store():
     # Skip, before multitest.next(), on a stack that keeps no bonds of its
-    # own (NimBLE has no bond_file config), whichever instance runs it.
+    # own (a build without a bond store), whichever instance runs it.
     try:
         ble.config("bond_file")
     except ValueError:
