@@ -13,9 +13,9 @@
 # warnings about the file writes it does not make.
 #
 # After the restart, the peripheral reloads the JSON file before
-# ble.active(1), so the stack gets its keys and its address
-# back from the handler (and its address), and the central's reconnection is re-encrypted
-# without a new pairing: no secret is written.
+# ble.active(1), so the stack gets its keys and its address back from the
+# handler, and the central's reconnection is re-encrypted without a new
+# pairing: no secret is written.
 
 from micropython import const
 import time, machine, bluetooth, os, json, binascii
