@@ -3,9 +3,10 @@
 
 Usage: python tools/bondfile.py FILE [--show-keys] [--json] [--strict]
 
-Lists the records of the newest valid image with their tags decoded ('BTD'+i:
-BTstack le_device_db entry i, 'SMER'/'SMIR': the stack's ER/IR root keys, 'BTC'+i:
-BTstack CCCD entry i, 'MPSA': the device's static address) and reports what the
+Lists the records of the newest valid image with their tags decoded (BTstack:
+'BTD'+i le_device_db entry i, 'SMER'/'SMIR' the stack's ER/IR root keys, 'BTC'+i
+CCCD entry i; NimBLE: 'NOS'+i/'NPS'+i our/the peer's security record, 'NCC'+i CCCD,
+'NIRK' the device's IRK; both: 'MPSA' the device's static address) and reports what the
 firmware's loader would find: other images, torn or stale bytes (removed at the next
 commit), a version-1 file (migrated at the next ``ble.active(1)``).  Key material is
 only printed with --show-keys.  The format's constants are read from the C header
@@ -178,7 +179,7 @@ def parse(data: bytes) -> Parsed:
 
 def tag_name(t: int) -> str:
     raw = t.to_bytes(4, "big")
-    if raw[:3] in (b"BTD", b"BTC"):
+    if raw[:3] in (b"BTD", b"BTC", b"NOS", b"NPS", b"NCC"):
         return f"'{raw[:3].decode()}'+{raw[3]}"
     if all(32 <= c < 127 for c in raw):
         return f"'{raw.decode()}'"
@@ -245,6 +246,60 @@ def decode_cccd(v: bytes) -> dict[str, Any]:
     }
 
 
+def nimble_address(v: bytes) -> tuple[str, str]:
+    """A NimBLE record's peer address: type u8 @0, address @1 (least significant first)."""
+    return ADDR_TYPES.get(v[0], str(v[0])), ":".join(f"{b:02X}" for b in reversed(v[1:7]))
+
+
+def decode_nimble_sec(v: bytes, show: bool) -> dict[str, Any]:
+    """A NimBLE security record (spec/bond-store.md, "NimBLE records"): address @0,
+    key_size @7, ediv u16 @8, rand u64 @10, flags @18 (ltk 1, irk 2, csrk 4,
+    authenticated 8, sc 16), ltk[16] @19, irk[16] @35, csrk[16] @51, sign_counter
+    u32 @67 = 71 bytes, little-endian."""
+    if len(v) != 71:
+        return {"note": f"unexpected size {len(v)} (expected 71); not decoded"}
+    addr_type, address = nimble_address(v)
+    flags = v[18]
+    d: dict[str, Any] = {
+        "addr_type": addr_type,
+        "address": address,
+        "key_size": v[7],
+        "authenticated": bool(flags & 8),
+        "secure_connection": bool(flags & 16),
+        "ltk_present": bool(flags & 1),
+        "irk_present": bool(flags & 2),
+        "csrk_present": bool(flags & 4),
+    }
+    if show:
+        ediv, rand = struct.unpack_from("<HQ", v, 8)
+        d.update(ltk=hexs(v[19:35]), irk=hexs(v[35:51]), csrk=hexs(v[51:67]), ediv=ediv, rand=rand)
+    return d
+
+
+def decode_nimble_cccd(v: bytes) -> dict[str, Any]:
+    """A NimBLE CCCD record: address @0, chr_val_handle u16 @7, flags u16 @9,
+    value_changed u8 @11 = 12 bytes."""
+    if len(v) != 12:
+        return {"note": f"unexpected size {len(v)} (expected 12); not decoded"}
+    addr_type, address = nimble_address(v)
+    handle, value = struct.unpack_from("<HH", v, 7)
+    return {
+        "addr_type": addr_type,
+        "address": address,
+        "chr_val_handle": f"0x{handle:04x}",
+        "value": value,
+        "enabled": [n for bit, n in ((1, "notify"), (2, "indicate")) if value & bit],
+        "value_changed": bool(v[11]),
+    }
+
+
+NIMBLE_KINDS = {
+    b"NOS": "NimBLE security record (our keys) {}",
+    b"NPS": "NimBLE security record (peer's keys) {}",
+    b"NCC": "NimBLE CCCD record {}",
+}
+
+
 def describe(e: Entry, show: bool) -> dict[str, Any]:
     raw = e.tag.to_bytes(4, "big")
     d: dict[str, Any] = {
@@ -258,12 +313,19 @@ def describe(e: Entry, show: bool) -> dict[str, Any]:
     elif raw[:3] == b"BTC":
         d["kind"] = f"gatt server CCCD entry {raw[3]}"
         d["decoded"] = decode_cccd(e.value)
+    elif raw[:3] in NIMBLE_KINDS:
+        d["kind"] = NIMBLE_KINDS[raw[:3]].format(raw[3])
+        d["decoded"] = (
+            decode_nimble_cccd(e.value) if raw[:3] == b"NCC" else decode_nimble_sec(e.value, show)
+        )
+    elif raw == b"NIRK":
+        d["kind"] = "NimBLE: this device's IRK"
     elif raw == b"SMER":
         d["kind"] = "security manager ER (encryption root) key"
     elif raw == b"SMIR":
         d["kind"] = "security manager IR (identity root) key"
     elif raw == b"MPSA" and len(e.value) == 6:
-        # Not a secret: the device's own identity, kept by btstack_bond_store.c.
+        # Not a secret: the device's own identity, kept by the store glue.
         d["kind"] = "this device's random static address"
         d["decoded"] = {"address": ":".join(f"{b:02X}" for b in e.value)}
     else:

@@ -1,8 +1,8 @@
 """Test-side client of bumble_peer/agent.py, the MicroPython BLE agent.
 
 One :class:`BleAgent` is one boot of the device under test: the unix BTstack
-firmware running the agent on a virtual controller's pty, with a HOME that
-persists across boots.  Its methods send the agent's commands and wait for
+or NimBLE firmware running the agent on a virtual controller's pty, with a
+HOME that persists across boots.  Its methods send the agent's commands and wait for
 the lines it answers with (see the agent's header for the protocol).
 """
 
@@ -24,7 +24,9 @@ from vradio.micropython import (
 
 AGENT_SCRIPT = Path(__file__).parent / "bumble_peer" / "agent.py"
 BOOT_TIMEOUT_S = 10.0  # generous: the machine may be busy with other builds
-SECRET_TAG_DEVICE_DB = b"BTD"  # le_device_db entries (bondfile.py's 'BTD'+i)
+# The record that holds a bond, per stack (bondfile.py): BTstack's
+# le_device_db entry ('BTD'+i), NimBLE's peer security record ('NPS'+i).
+BOND_TAGS = {"btstack": b"BTD", "nimble": b"NPS"}
 
 
 @dataclass(frozen=True)
@@ -137,24 +139,24 @@ class BleAgent:
         assert len(bonds) == int(match[1]), match[0]
         return bonds
 
-    def secret_writes(self) -> list[tuple[bytes, int | None]]:
-        """Every ``_IRQ_SET_SECRET`` so far: (key, value length or None for a delete)."""
+    def secret_writes(self) -> list[tuple[int, bytes, int | None]]:
+        """Every ``_IRQ_SET_SECRET`` so far: (type, key, value length or None for a delete)."""
         return [
-            (bytes.fromhex(m[1]), None if m[2] == "-" else int(m[2]))
-            for m in self.instance.seen(r"SET_SECRET \d+ ([0-9a-f]+) (\S+)")
+            (int(m[1]), bytes.fromhex(m[2]), None if m[3] == "-" else int(m[3]))
+            for m in self.instance.seen(r"SET_SECRET (\d+) ([0-9a-f]+) (\S+)")
         ]
 
     def encryption_updates(self) -> list[str]:
         return [m[0] for m in self.instance.seen(r"ENC .*")]
 
 
-def device_db_entries(home: Path) -> dict[str, bytes]:
-    """The bond file's le_device_db entries ('BTD'+i) by tag name (parsed by tools/bondfile.py)."""
-    parsed = parse(bond_file(home).read_bytes())
+def bond_entries(home: Path, stack: str) -> dict[str, bytes]:
+    """The bond file's bond records by tag name, e.g. 'BTD+15' (parsed by tools/bondfile.py)."""
+    parsed = parse(bond_file(home, stack).read_bytes())
     entries = {}
     for entry in parsed.entries.values():
         raw = entry.tag.to_bytes(4, "big")
-        if raw[:3] == SECRET_TAG_DEVICE_DB:
-            entries[f"BTD+{raw[3]}"] = entry.value
+        if raw[:3] == BOND_TAGS[stack]:
+            entries[f"{raw[:3].decode()}+{raw[3]}"] = entry.value
     assert not parsed.issues, parsed.issues
     return entries

@@ -1,7 +1,8 @@
 """The rig of test_bumble_peer.py: our firmware and a Bumble peer on one virtual radio.
 
 :func:`rig` gives a :class:`Rig`: a controller on a pty for the unix BTstack
-firmware (booted as often as a test likes, always with the same HOME), and an
+or NimBLE firmware (booted as often as a test likes, always with the same
+HOME), and an
 in-process bumble Device on a second controller with its own JSON key store,
 its SMP events recorded (:class:`vradio.peer.SecurityLog`) and our
 controller's HCI traffic kept (:class:`vradio.recorder.HciRecorder`).  The
@@ -16,8 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ble_agent import BleAgent, device_db_entries
-from bondfile import decode_device_db, parse
+from ble_agent import BleAgent, bond_entries
+from bondfile import decode_device_db, decode_nimble_sec, parse
 from bumble import crypto, hci
 from bumble.device import Connection, Device
 from bumble.keys import JsonKeyStore, PairingKeys
@@ -36,7 +37,7 @@ from vradio.recorder import HciRecorder
 
 from mpoverlay.build import unix_binary
 
-FIRMWARE = unix_binary("btstack")
+STACKS = ("btstack", "nimble")
 OUR_PUBLIC = "28:CD:C1:00:00:01"
 PEER_PUBLIC = "28:CD:C1:00:00:02"
 PEER_STATIC = "C1:00:00:00:00:02"
@@ -45,6 +46,26 @@ LINK_TIMEOUT_S = 5.0
 # BTstack's default IR when nothing is stored (sm.c, sm_er_ir_set_default).
 BTSTACK_DEFAULT_IR = bytes(range(0x90, 0xA0))
 SMIR_TAG = int.from_bytes(b"SMIR", "big")
+NIRK_TAG = int.from_bytes(b"NIRK", "big")
+# The agent's line for the _IRQ_SET_SECRET that completes a new bond: the
+# device DB entry (TLV tag 'BTD'+i, 60 bytes), the peer's security record
+# (type 2, keyed by its 7-byte address).
+BOND_STORED = {
+    "btstack": r"SET_SECRET 32 425444[0-9a-f]{2} 60",
+    "nimble": r"SET_SECRET 2 [0-9a-f]{14} \d+",
+}
+# What a new bond writes to the secret handler: (type, key prefix).
+BOND_SECRETS = {
+    "btstack": [(32, b"BTD")],
+    "nimble": [(1, b""), (2, b"")],
+}
+# _IRQ_ENCRYPTION_UPDATE's (encrypted, authenticated, bonded) when our
+# central's stored keys are refused: BTstack still reports the bond it
+# holds, NimBLE not.
+REFUSED_KEYS = {
+    "btstack": (False, False, True),
+    "nimble": (False, False, False),
+}
 
 
 @dataclass
@@ -72,10 +93,12 @@ class Rig:
     hci: HciRecorder  # our controller's traffic
     role: str
     public: bool
+    stack: str
     agents: list[BleAgent] = field(default_factory=list)
 
     async def boot(self) -> BleAgent:
-        agent = await BleAgent.boot(FIRMWARE, self.uart, self.home, f"boot{len(self.agents)}")
+        firmware = unix_binary(self.stack)
+        agent = await BleAgent.boot(firmware, self.uart, self.home, f"boot{len(self.agents)}")
         self.agents.append(agent)
         return agent
 
@@ -124,7 +147,9 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path, role: str, sc: bool, public: bool) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, role: str, sc: bool, public: bool, stack: str = "btstack"
+) -> AsyncIterator[Rig]:
     home = tmp_path / "home"
     home.mkdir()
     async with VirtualRadio(trace_dir=tmp_path / "trace") as radio:
@@ -135,7 +160,9 @@ async def rig(tmp_path: Path, role: str, sc: bool, public: bool) -> AsyncIterato
         peer_controller = radio.add_controller("peer", PEER_PUBLIC if public else None)
         peer = await radio.add_device(peer_controller, "peer", PEER_STATIC, keystore=keystore)
         use_just_works(peer, sc)
-        the_rig = Rig(radio, uart, home, peer, keystore, SecurityLog(peer), recorder, role, public)
+        the_rig = Rig(
+            radio, uart, home, peer, keystore, SecurityLog(peer), recorder, role, public, stack
+        )
         try:
             yield the_rig
         finally:
@@ -145,25 +172,32 @@ async def rig(tmp_path: Path, role: str, sc: bool, public: bool) -> AsyncIterato
                 print(agent.instance.transcript())
 
 
-def expected_irk(home: Path) -> bytes:
-    """The IRK BTstack derives from the IR kept in the bond file, as sent over the air.
+def expected_irk(home: Path, stack: str) -> bytes:
+    """Our IRK as sent over the air, from what the bond file keeps.
 
-    IRK = d1(IR, 1, 0) = AES-128(IR, 0...01) (Core Vol 3 Part H 2.4.2.1 and
-    sm.c); bumble's ``crypto.e`` and the SMP PDU both use little-endian keys,
-    BTstack's TLV the big-endian IR.
+    NimBLE keeps the IRK itself ('NIRK').  BTstack keeps the IR ('SMIR') and
+    derives IRK = d1(IR, 1, 0) = AES-128(IR, 0...01) (Core Vol 3 Part H
+    2.4.2.1 and sm.c); bumble's ``crypto.e`` and the SMP PDU both use
+    little-endian keys, BTstack's TLV the big-endian IR.
     """
-    parsed = parse(bond_file(home).read_bytes())
+    parsed = parse(bond_file(home, stack).read_bytes())
+    if stack == "nimble":
+        irk = parsed.entries[NIRK_TAG].value
+        assert len(irk) == 16 and any(irk), irk.hex()
+        return irk
     ir = parsed.entries[SMIR_TAG].value
     assert len(ir) == 16 and ir != BTSTACK_DEFAULT_IR, ir.hex()
     return crypto.e(ir[::-1], (1).to_bytes(16, "little"))
 
 
-def check_bond_entry(home: Path, peer: hci.Address, sc: bool) -> bytes:
-    """The bond file holds exactly one device entry, for ``peer``; its raw value."""
-    entries = device_db_entries(home)
+def check_bond_entry(home: Path, stack: str, peer: hci.Address, sc: bool) -> bytes:
+    """The bond file holds exactly one bond record, for ``peer``; its raw value."""
+    entries = bond_entries(home, stack)
     assert len(entries) == 1, entries
     [value] = entries.values()
-    decoded = decode_device_db(value, show=False)
+    decoded = (
+        decode_nimble_sec(value, False) if stack == "nimble" else decode_device_db(value, False)
+    )
     assert decoded["address"] == str(peer).split("/")[0]
     assert decoded["addr_type"] == ("public" if peer.is_public else "random")
     assert decoded["secure_connection"] == sc

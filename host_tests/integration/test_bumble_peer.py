@@ -1,7 +1,8 @@
-"""An independent Bumble host bonds with our BTstack firmware, which then loses power.
+"""An independent Bumble host bonds with our firmware, which then loses power.
 
 The peer is an in-process bumble Device with its own SMP and its own key
-store (a JSON file), on the same virtual radio as the unix BTstack firmware
+store (a JSON file), on the same virtual radio as the unix BTstack or NimBLE
+firmware
 (``bumble_peer/agent.py``, one process per boot, bonds in ``$HOME``).  Each
 case pairs once, kills the firmware (a power cut) and boots it again with the
 same HOME, then checks what a phone would see: the device comes back with the
@@ -9,10 +10,10 @@ same identity and the bond works from both sides without a new pairing; and,
 when the peer has forgotten the bond, the firmware fails cleanly, pairs again
 and replaces its entry instead of leaking a second one.
 
-Every case runs for our firmware as peripheral (Bumble connects) and as
-central (it connects to Bumble), with legacy pairing and LE Secure
-Connections, and with public addresses or, with controllers that have none,
-random static ones.
+Every case runs for both stacks, for our firmware as peripheral (Bumble
+connects) and as central (it connects to Bumble), with legacy pairing and LE
+Secure Connections, and with public addresses or, with controllers that have
+none, random static ones.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ble_agent import AgentError, BleAgent, device_db_entries
+from ble_agent import AgentError, BleAgent, bond_entries
 from bumble import hci
 from bumble_peer_rig import (
+    BOND_SECRETS,
+    BOND_STORED,
     CASE_TIMEOUT_S,
+    REFUSED_KEYS,
+    STACKS,
     Link,
     check_bond_entry,
     check_peer_keys,
@@ -53,14 +58,22 @@ ADDRESSES = {"public": True, "random-static": False}
 
 def cases() -> Any:
     return pytest.mark.parametrize(
-        ("role", "sc", "public"),
+        ("stack", "role", "sc", "public"),
         [
-            pytest.param(role, sc, public, id=f"{role}-{sec}-{addr}")
+            pytest.param(stack, role, sc, public, id=f"{stack}-{role}-{sec}-{addr}")
+            for stack in STACKS
             for role in ROLES
             for sec, sc in SECURITY.items()
             for addr, public in ADDRESSES.items()
         ],
     )
+
+
+def new_bond_secrets(agent: BleAgent) -> list[tuple[int, bytes]]:
+    """What the agent's handler was given to store (not deletes), as BOND_SECRETS lists it."""
+    return [
+        (t, key[:3] if t == 32 else b"") for t, key, n in agent.secret_writes() if n is not None
+    ]
 
 
 def run(scenario: Coroutine[Any, Any, None]) -> None:
@@ -69,12 +82,12 @@ def run(scenario: Coroutine[Any, Any, None]) -> None:
 
 @cases()
 def test_bond_survives_power_cut(
-    built_tree: Path, tmp_path: Path, role: str, sc: bool, public: bool
+    built_tree: Path, tmp_path: Path, stack: str, role: str, sc: bool, public: bool
 ) -> None:
     """Power cut while connected; after the boot the peer's keys still work, no pairing."""
 
     async def scenario() -> None:
-        async with rig(tmp_path, role, sc, public) as r:
+        async with rig(tmp_path, role, sc, public, stack) as r:
             first = await r.boot()
             ours = await first.activate(sc)
             assert ours.is_public == public and (public or ours.is_static)
@@ -85,9 +98,9 @@ def test_bond_survives_power_cut(
             assert link.connection.is_encrypted
             [bond] = await first.bonds()
             assert (bond.address, bond.secure) == (r.peer_address, sc)
-            entry = check_bond_entry(r.home, r.peer_address, sc)
+            entry = check_bond_entry(r.home, stack, r.peer_address, sc)
             keys = check_peer_keys(await r.peer_keys(ours), sc)
-            assert keys.irk is not None and keys.irk.value == expected_irk(r.home)
+            assert keys.irk is not None and keys.irk.value == expected_irk(r.home, stack)
             assert r.security.pairing_starts == 1
 
             await first.power_cut()  # still connected
@@ -110,7 +123,7 @@ def test_bond_survives_power_cut(
             assert second.secret_writes() == []
             assert len(second.encryption_updates()) == 1
             assert await second.bonds() == [bond]
-            assert check_bond_entry(r.home, r.peer_address, sc) == entry
+            assert check_bond_entry(r.home, stack, r.peer_address, sc) == entry
             await r.unlink(second, link)
 
     run(scenario())
@@ -118,19 +131,19 @@ def test_bond_survives_power_cut(
 
 @cases()
 def test_peer_forgets_bond(
-    built_tree: Path, tmp_path: Path, role: str, sc: bool, public: bool
+    built_tree: Path, tmp_path: Path, stack: str, role: str, sc: bool, public: bool
 ) -> None:
     """The peer forgets us after our power cut: a clean failure, a new pairing, one entry."""
 
     async def scenario() -> None:
-        async with rig(tmp_path, role, sc, public) as r:
+        async with rig(tmp_path, role, sc, public, stack) as r:
             first = await r.boot()
             ours = await first.activate(sc)
             link = await r.link(first, ours)
             await r.secure(first, link, bonded=False)
             assert (await first.wait_encryption()).bonded
-            old_entry = check_bond_entry(r.home, r.peer_address, sc)
-            [old_tag] = device_db_entries(r.home)
+            old_entry = check_bond_entry(r.home, stack, r.peer_address, sc)
+            [old_tag] = bond_entries(r.home, stack)
             old_keys = check_peer_keys(await r.peer_keys(ours), sc)
             await r.unlink(first, link)
             await first.power_cut()
@@ -148,11 +161,8 @@ def test_peer_forgets_bond(
                 # stays up for a new pairing.
                 await r.secure(second, link, bonded=True)
                 failure = await second.wait_encryption()
-                assert (failure.encrypted, failure.authenticated, failure.bonded) == (
-                    False,
-                    False,
-                    True,
-                )
+                refused = (failure.encrypted, failure.authenticated, failure.bonded)
+                assert refused == REFUSED_KEYS[stack]
                 [change] = r.hci.events(hci.HCI_Encryption_Change_Event, since=mark)
                 assert (change.connection_handle, change.encryption_enabled) == (link.handle, 0)
                 assert change.status == hci.HCI_ErrorCode.PIN_OR_KEY_MISSING_ERROR
@@ -165,12 +175,13 @@ def test_peer_forgets_bond(
                 await r.secure(second, link, bonded=False)
             assert r.security.pairing_starts == 2
             assert r.security.pairing_failures == []
-            # The new keys are stored (one device DB entry written), then the
-            # link is reported encrypted and bonded.
-            await second.instance.expect(r"SET_SECRET 32 425444[0-9a-f]{2} 60")
+            # The new keys are stored (BTstack: one device DB entry written;
+            # NimBLE: our and the peer's security records, after deleting
+            # the old ones), then the link is reported encrypted and bonded.
+            await second.instance.expect(BOND_STORED[stack])
             encryption = await second.wait_encryption()
             assert (encryption.encrypted, encryption.bonded) == (True, True)
-            assert [key[:3] for key, _ in second.secret_writes()] == [b"BTD"]
+            assert new_bond_secrets(second) == BOND_SECRETS[stack]
             assert link.connection.is_encrypted
             changes = r.hci.events(hci.HCI_Encryption_Change_Event, since=mark)
             assert changes[-1].status == hci.HCI_ErrorCode.SUCCESS
@@ -181,14 +192,14 @@ def test_peer_forgets_bond(
             # Replaced in place: one bond, the same DB slot, new keys.
             [bond] = await second.bonds()
             assert (bond.address, bond.secure) == (r.peer_address, sc)
-            new_entry = check_bond_entry(r.home, r.peer_address, sc)
-            assert list(device_db_entries(r.home)) == [old_tag]
+            new_entry = check_bond_entry(r.home, stack, r.peer_address, sc)
+            assert list(bond_entries(r.home, stack)) == [old_tag]
             assert new_entry != old_entry
             new_keys = check_peer_keys(await r.peer_keys(ours), sc)
             assert ltks(new_keys) != ltks(old_keys)
-            # Our IRK did not change with the power cut: the IR was kept.
+            # Our IRK did not change with the power cut: it (BTstack: the IR) was kept.
             assert new_keys.irk is not None and old_keys.irk is not None
-            assert new_keys.irk.value == old_keys.irk.value == expected_irk(r.home)
+            assert new_keys.irk.value == old_keys.irk.value == expected_irk(r.home, stack)
             await r.unlink(second, link)
 
             # The replacement is the bond both sides use from now on.
@@ -205,12 +216,13 @@ def test_peer_forgets_bond(
 # Found with this suite (fixed in patch 0006): a new pairing with a peer we
 # already had a bond with reported _IRQ_ENCRYPTION_UPDATE twice, once before
 # the new keys were stored.
+@pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("role", ROLES)
 def test_new_pairing_with_a_bonded_peer_reports_encryption_once(
-    built_tree: Path, tmp_path: Path, role: str
+    built_tree: Path, tmp_path: Path, stack: str, role: str
 ) -> None:
     async def scenario() -> None:
-        async with rig(tmp_path, role, sc=False, public=True) as r:
+        async with rig(tmp_path, role, sc=False, public=True, stack=stack) as r:
             agent = await r.boot()
             ours = await agent.activate(sc=False)
             link = await r.link(agent, ours)
@@ -226,13 +238,16 @@ def test_new_pairing_with_a_bonded_peer_reports_encryption_once(
                 assert not (await agent.wait_encryption()).encrypted
             start = len(agent.instance.lines)
             await r.secure(agent, link, bonded=False)
-            stored = await agent.instance.expect(r"SET_SECRET 32 425444[0-9a-f]{2} 60")
+            stored = await agent.instance.expect(BOND_STORED[stack])
             final = await agent.wait_encryption()
             assert final.encrypted and final.bonded
             # One update, once the new bond is complete (as for a first pairing).
             updates = agent.instance.seen(r"(?:ENC|SET_SECRET) .*", since=start)
             order = [m[0].split()[0] for m in updates]
-            assert order == ["SET_SECRET", "ENC"], (stored.string, [m[0] for m in updates])
+            assert order[-1] == "ENC" and "ENC" not in order[:-1], (
+                stored.string,
+                [m[0] for m in updates],
+            )
             await r.unlink(agent, link)
 
     run(scenario())
@@ -253,12 +268,15 @@ def test_rpa_needs_a_public_identity_address(built_tree: Path, tmp_path: Path) -
     run(scenario())
 
 
-def test_rpa_resolves_to_the_bond_after_power_cut(built_tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stack", STACKS)
+def test_rpa_resolves_to_the_bond_after_power_cut(
+    built_tree: Path, tmp_path: Path, stack: str
+) -> None:
     """addr_mode=2: after a power cut we advertise a new RPA that the peer resolves
-    with the IRK it stored (so the IR survived), then it re-encrypts."""
+    with the IRK it stored (so our IRK survived), then it re-encrypts."""
 
     async def scenario() -> None:
-        async with rig(tmp_path, "peripheral", sc=True, public=True) as r:
+        async with rig(tmp_path, "peripheral", sc=True, public=True, stack=stack) as r:
 
             async def advertised(agent: BleAgent) -> hci.Address:
                 await agent.advertise()
@@ -276,7 +294,7 @@ def test_rpa_resolves_to_the_bond_after_power_cut(built_tree: Path, tmp_path: Pa
             await r.secure(first, link, bonded=False)
             assert (await first.wait_encryption()).bonded
             keys = check_peer_keys(await r.peer_keys(identity), sc=True)
-            assert keys.irk is not None and keys.irk.value == expected_irk(r.home)
+            assert keys.irk is not None and keys.irk.value == expected_irk(r.home, stack)
             await r.unlink(first, link)
             await first.power_cut()
 

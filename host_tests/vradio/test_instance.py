@@ -103,6 +103,7 @@ def test_micropython_instance_gets_its_uart_home_and_cwd(run: Runner, tmp_path: 
             await child.expect("READY")
             await child.command("env", rf"HOME {home} /dev/pts/77 {home}")
         assert bond_file(home) == home / ".micropython" / "btstack_bonds"
+        assert bond_file(home, "nimble") == home / ".micropython" / "nimble_bonds"
 
     run(scenario())
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bumble import hci, ll
 
+from vradio.privacy import Identity, ResolvingList
 from vradio.timing import first_advertising_event_delay_s
 
 if TYPE_CHECKING:
@@ -60,13 +61,22 @@ class ScanRsp(ll.AdvertisingPdu):
 LegacyAdvPdu = ll.AdvInd | ll.AdvDirectInd | ll.AdvNonConnInd | AdvScanInd
 
 
-def own_address(controller: Controller, own_address_type: int) -> hci.Address:
+def own_address(
+    controller: Controller, own_address_type: int, peer: Identity | None = None
+) -> hci.Address:
     """Address used for an own_address_type (Core Vol 4, Part E, 7.8.5).
 
-    Types 2 and 3 ask the controller for an RPA, falling back to the public (2)
-    or random (3) address; without a resolving list the fallback applies.
-    Bumble maps type 2 to the random address, which is wrong.
+    Types 2 and 3 ask the controller for an RPA, made from the local IRK of
+    the resolving list's entry for ``peer`` (see :mod:`vradio.privacy`),
+    falling back to the public (2) or random (3) address.  Bumble maps type 2
+    to the random address, which is wrong.
     """
+    resolvable = (hci.OwnAddressType.RESOLVABLE_OR_PUBLIC, hci.OwnAddressType.RESOLVABLE_OR_RANDOM)
+    resolving_list: ResolvingList | None = getattr(controller, "resolving_list", None)
+    if own_address_type in resolvable and peer is not None and resolving_list is not None:
+        rpa = resolving_list.local_rpa(peer)
+        if rpa is not None:
+            return rpa
     if own_address_type in (hci.OwnAddressType.PUBLIC, hci.OwnAddressType.RESOLVABLE_OR_PUBLIC):
         return controller.public_address
     return controller.random_address
@@ -117,7 +127,8 @@ class VirtualLegacyAdvertiser:
     @property
     def address(self) -> hci.Address:
         """Address carried in the advertising PDUs."""
-        return own_address(self.controller, self.own_address_type)
+        peer = (self.peer_address_type, bytes(self.peer_address))
+        return own_address(self.controller, self.own_address_type, peer)
 
     @property
     def connectable(self) -> bool:

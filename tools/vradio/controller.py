@@ -55,6 +55,7 @@ from vradio.advertising import (
     report_type,
 )
 from vradio.link import VirtualLink
+from vradio.privacy import ResolvingList
 from vradio.timing import ConnectionEvents
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,10 @@ class VirtualConnection(Connection):
         self.events.close()
 
 
+# LE event mask bit of LE Enhanced Connection Complete (Core Vol 4, Part E, 7.8.1).
+LE_ENHANCED_CONNECTION_COMPLETE = 1 << 9
+
+
 class VirtualController(Controller):
     """LE-only virtual controller attached to a :class:`VirtualLink`.
 
@@ -177,6 +182,7 @@ class VirtualController(Controller):
         # Advert type we sent each SCAN_REQ for (the extended SCAN_RSP report
         # type depends on it).
         self._scan_requested: dict[hci.Address, int] = {}
+        self.resolving_list = ResolvingList()
 
     # ------------------------------------------------------------------ tracing
     def on_packet(self, packet: bytes) -> None:
@@ -286,6 +292,42 @@ class VirtualController(Controller):
         self._random_address = hci.Address.ANY_RANDOM
         self.event_mask = 0
         self.le_event_mask = 0
+        self.resolving_list = ResolvingList()
+        return hci.HCI_StatusReturnParameters(Status.SUCCESS)
+
+    # ------------------------------------------- controller-based privacy
+    # Stock accepts these and keeps nothing: a host relying on the controller
+    # for its RPA (NimBLE) advertised with its identity address instead.
+    def on_hci_le_add_device_to_resolving_list_command(
+        self, command: hci.HCI_LE_Add_Device_To_Resolving_List_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        peer = (int(command.peer_identity_address_type), bytes(command.peer_identity_address))
+        self.resolving_list.add(peer, bytes(command.peer_irk), bytes(command.local_irk))
+        return hci.HCI_StatusReturnParameters(Status.SUCCESS)
+
+    def on_hci_le_remove_device_from_resolving_list_command(
+        self, command: hci.HCI_LE_Remove_Device_From_Resolving_List_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        peer = (int(command.peer_identity_address_type), bytes(command.peer_identity_address))
+        found = self.resolving_list.remove(peer)
+        return hci.HCI_StatusReturnParameters(
+            Status.SUCCESS if found else hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR
+        )
+
+    def on_hci_le_clear_resolving_list_command(
+        self, _command: hci.HCI_LE_Clear_Resolving_List_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        self.resolving_list.clear()
+        return hci.HCI_StatusReturnParameters(Status.SUCCESS)
+
+    def on_hci_le_set_address_resolution_enable_command(
+        self, command: hci.HCI_LE_Set_Address_Resolution_Enable_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        if command.address_resolution_enable not in (0, 1):
+            return hci.HCI_StatusReturnParameters(
+                hci.HCI_ErrorCode.INVALID_COMMAND_PARAMETERS_ERROR
+            )
+        self.resolving_list.enabled = command.address_resolution_enable == 1
         return hci.HCI_StatusReturnParameters(Status.SUCCESS)
 
     def drop_all_le_connections(self) -> None:
@@ -623,6 +665,29 @@ class VirtualController(Controller):
     ) -> None:
         # Both ends report the parameters the central chose (stock peripheral
         # reported a 100 ms supervision timeout regardless).
+        local = connection.self_address
+        if self.le_event_mask & LE_ENHANCED_CONNECTION_COMPLETE and self.resolving_list.made(
+            local
+        ):
+            # The host must learn the RPA it was reached at (SMP's confirm
+            # and DHKey check values include it): the enhanced event, which
+            # the host has unmasked, carries it (Core Vol 4, Part E, 7.7.65.10).
+            self.send_hci_packet(
+                hci.HCI_LE_Enhanced_Connection_Complete_Event(
+                    status=Status.SUCCESS,
+                    connection_handle=connection.handle,
+                    role=connection.role,
+                    peer_address_type=connection.peer_address.address_type,
+                    peer_address=connection.peer_address,
+                    local_resolvable_private_address=local,
+                    peer_resolvable_private_address=hci.Address.ANY_RANDOM,
+                    connection_interval=connect_ind.interval,
+                    peripheral_latency=connect_ind.latency,
+                    supervision_timeout=connect_ind.timeout,
+                    central_clock_accuracy=0,
+                )
+            )
+            return
         self.send_hci_packet(
             hci.HCI_LE_Connection_Complete_Event(
                 status=Status.SUCCESS,

@@ -2,10 +2,10 @@
 
 :func:`micropython_instance` runs ``micropython SCRIPT`` as a
 :class:`vradio.instance.LineInstance` on a controller's pty
-(``MICROPYBTUART``).  Its ``HOME`` is the device's flash: the BTstack build
-keeps its bonds in ``$HOME/.micropython/btstack_bonds``, so killing the
-process and starting another with the same ``home`` is a power cut followed
-by a boot of the same device.
+(``MICROPYBTUART``).  Its ``HOME`` is the device's flash: the build keeps
+its bonds in ``$HOME/.micropython/btstack_bonds`` (BTstack) or
+``nimble_bonds`` (NimBLE), so killing the process and starting another with
+the same ``home`` is a power cut followed by a boot of the same device.
 
 The address helpers convert between MicroPython's ``(addr_type, addr)``
 (``ble.config("mac")``, IRQ data; ``addr`` in display order, MSB first) and
@@ -22,7 +22,7 @@ from bumble import hci
 
 from vradio.instance import LineInstance
 
-BOND_FILE = Path(".micropython") / "btstack_bonds"
+BOND_DIR = Path(".micropython")
 # MicroPython's addr_type values (extmod/modbluetooth.h).
 ADDR_TYPE_PUBLIC = 0
 ADDR_TYPE_RANDOM = 1
@@ -50,9 +50,9 @@ def micropython_instance(
     return LineInstance([binary, script], env, cwd=home, name=name)
 
 
-def bond_file(home: Path | str) -> Path:
-    """Where the unix BTstack build keeps the bonds of the device living in ``home``."""
-    return Path(home) / BOND_FILE
+def bond_file(home: Path | str, stack: str = "btstack") -> Path:
+    """Where the unix build of ``stack`` keeps the bonds of the device living in ``home``."""
+    return Path(home) / BOND_DIR / f"{stack}_bonds"
 
 
 def address_from_micropython(addr_type: int, addr_hex: str) -> hci.Address:
