@@ -104,6 +104,7 @@ class AgentConfig:
     cut_keep: int = -1  # bytes of the torn operation that land; -1: half
     service_us: int = -1  # run scheduled work in every device call; -1: off
     stats_path: str = ""
+    stack: str = "btstack"  # the firmware that boots (not read by flash_agent.py)
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self)))
@@ -133,7 +134,8 @@ class FlashAgent(BleAgent):
             "PATH": "/usr/bin:/bin",
             "MICROPYPATH": f"{FLASHDEV_DIR}:.frozen",
         }
-        instance = LineInstance([FIRMWARE, AGENT_SCRIPT, config_file], env, home, name)
+        firmware = unix_binary(config.stack)
+        instance = LineInstance([firmware, AGENT_SCRIPT, config_file], env, home, name)
         agent = cls(instance)
         await instance.start()
         try:

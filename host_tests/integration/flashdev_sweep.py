@@ -40,7 +40,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bondfile import decode_device_db, parse
+from ble_agent import BOND_TAGS
+from bondfile import decode_device_db, decode_nimble_sec, parse
 from bumble import hci
 from flashdev_rig import (
     FILESYSTEMS,
@@ -72,6 +73,7 @@ class PhaseSpec:
 
     name: str
     fs: str
+    stack: str
     start_dir: str  # image and key stores at the phase's start
     ops: int  # programs + erases of the boot that plays it
     start_bonds: tuple[str, ...]  # bonds listed at the phase's start
@@ -127,10 +129,10 @@ PHASES: list[tuple[str, Steps, Steps]] = [
 STEPS = {name: steps for name, steps, _ in PHASES}
 
 
-def _config(workdir: Path, fs: str, cut_at: int = 0, keep: int = -1) -> AgentConfig:
+def _config(workdir: Path, fs: str, stack: str, cut_at: int = 0, keep: int = -1) -> AgentConfig:
     spec = FILESYSTEMS[fs]
     return AgentConfig(
-        str(workdir / IMAGE), spec.fs, spec.block_size, cut_at=cut_at, cut_keep=keep
+        str(workdir / IMAGE), spec.fs, spec.block_size, cut_at=cut_at, cut_keep=keep, stack=stack
     )
 
 
@@ -152,7 +154,7 @@ async def _play(rig: FlashRig, config: AgentConfig, steps: Steps) -> tuple[Sessi
     return session, (await session.agent.stats())["ops"]
 
 
-async def _prepare(workdir: Path, fs: str) -> list[PhaseSpec]:
+async def _prepare(workdir: Path, fs: str, stack: str) -> list[PhaseSpec]:
     live = workdir / "live"
     live.mkdir(parents=True, exist_ok=True)
     make_image(live / IMAGE, FILESYSTEMS[fs])
@@ -162,21 +164,21 @@ async def _prepare(workdir: Path, fs: str) -> list[PhaseSpec]:
         start = workdir / "start" / name
         _copy_state(live, start)
         async with flash_rig(live, live / KEYS) as rig:
-            session, ops = await _play(rig, _config(live, fs), steps)
+            session, ops = await _play(rig, _config(live, fs, stack), steps)
             end_bonds = tuple(str(a) for a in await session.bonds())
             await session.agent.power_cut()
-            specs.append(PhaseSpec(name, fs, str(start), ops, start_bonds, end_bonds))
+            specs.append(PhaseSpec(name, fs, stack, str(start), ops, start_bonds, end_bonds))
             start_bonds = end_bonds
             if setup is not _nothing:
-                session, _ = await _play(rig, _config(live, fs), setup)
+                session, _ = await _play(rig, _config(live, fs, stack), setup)
                 start_bonds = tuple(str(a) for a in await session.bonds())
                 await session.agent.power_cut()
     return specs
 
 
-def prepare(workdir: Path, fs: str) -> list[PhaseSpec]:
+def prepare(workdir: Path, fs: str, stack: str = "btstack") -> list[PhaseSpec]:
     """Play the phase chain on a new ``fs`` image; each phase's start state and size."""
-    return asyncio.run(asyncio.wait_for(_prepare(workdir, fs), 600))
+    return asyncio.run(asyncio.wait_for(_prepare(workdir, fs, stack), 600))
 
 
 # ------------------------------------------------------------------- cases
@@ -203,8 +205,8 @@ async def _keys_for_us(rig: FlashRig, index: int, ours: str) -> bool:
     return await peer.keystore.get(ours) is not None
 
 
-async def _describe_entry(agent: FlashAgent, address: hci.Address) -> str:
-    """The bond file's device-DB entry for ``address``, decoded by tools/bondfile.py
+async def _describe_entry(agent: FlashAgent, stack: str, address: hci.Address) -> str:
+    """The bond file's bond record for ``address``, decoded by tools/bondfile.py
     (best effort: a store of another format version is only reported as such)."""
     data = await agent.read_file(BOND_FILE)
     try:
@@ -213,8 +215,9 @@ async def _describe_entry(agent: FlashAgent, address: hci.Address) -> str:
         return f"{address}: bond file not readable by bondfile.py ({type(e).__name__})"
     for entry in parsed.entries.values():
         raw = entry.tag.to_bytes(4, "big")
-        if raw[:3] == b"BTD":
-            decoded = decode_device_db(entry.value, show=False)
+        if raw[:3] == BOND_TAGS[stack]:
+            decode = decode_nimble_sec if stack == "nimble" else decode_device_db
+            decoded = decode(entry.value, False)
             if decoded.get("address") == str(address).split("/")[0]:
                 return f"{address}: " + ", ".join(
                     f"{k}={decoded.get(k)}" for k in ("ltk_present", "irk_present", "key_size")
@@ -257,7 +260,7 @@ async def _verify(rig: FlashRig, config: AgentConfig, phase: PhaseSpec, result: 
             result.unverifiable += 1  # the peer never got to store a key
         else:
             result.half_bonds += 1
-            result.half_bond_entries.append(await _describe_entry(agent, address))
+            result.half_bond_entries.append(await _describe_entry(agent, phase.stack, address))
     required = set(phase.start_bonds) & set(phase.end_bonds)
     result.bonds_lost = sorted(required - set(names))
     allowed = set(phase.start_bonds) | set(phase.end_bonds)
@@ -278,10 +281,11 @@ async def _case(phase: PhaseSpec, n: int, keep: str, workdir: Path) -> CaseResul
     result = CaseResult(phase.name, n, keep)
     _copy_state(Path(phase.start_dir), workdir)
     async with flash_rig(workdir / "cut", workdir / KEYS) as rig:
-        await _cut_run(rig, _config(workdir, phase.fs, n, CUT_KEEP[keep]), phase, result)
+        config = _config(workdir, phase.fs, phase.stack, n, CUT_KEEP[keep])
+        await _cut_run(rig, config, phase, result)
     if result.cut:
         async with flash_rig(workdir / "verify", workdir / KEYS) as rig:
-            await _verify(rig, _config(workdir, phase.fs), phase, result)
+            await _verify(rig, _config(workdir, phase.fs, phase.stack), phase, result)
     return result
 
 
@@ -366,13 +370,15 @@ def summarize(phases: list[PhaseSpec], results: list[CaseResult]) -> list[PhaseS
     return rows
 
 
-def format_summary(fs: str, rows: list[PhaseSummary], results: list[CaseResult]) -> str:
+def format_summary(
+    fs: str, rows: list[PhaseSummary], results: list[CaseResult], stack: str = "btstack"
+) -> str:
     header = (
         f"{'phase':<8} {'cut points':>10} {'cut':>5} {'recovered':>9} {'half-bonds':>10} "
         f"{'bonds lost':>10} {'old keys':>8} {'no peer key':>11} {'other':>6}"
     )
     modes = ",".join(sorted({r.keep for r in results}))
-    lines = [f"power-cut sweep on {fs} (torn modes: {modes})", header]
+    lines = [f"power-cut sweep, {stack} on {fs} (torn modes: {modes})", header]
     for r in rows:
         lines.append(
             f"{r.phase:<8} {r.cut_points:>10} {r.cuts:>5} {r.recovered:>9} {r.half_bonds:>10} "

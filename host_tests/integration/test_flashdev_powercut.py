@@ -1,6 +1,7 @@
 """Power cuts at every flash program/erase of the bond store's life (flashdev rig).
 
-See flashdev_sweep.py for the phases and what is checked after each cut.
+See flashdev_sweep.py for the phases and what is checked after each cut; it
+runs for the BTstack and the NimBLE firmware.
 littlefs (rp2's filesystem) must recover from every cut: no half-bond, no
 bond stored before the phase lost, a deleted bond stays deleted, BLE up with
 no traceback, a fresh peer pairs.  FAT on a raw NOR flash rewrites a whole
@@ -23,10 +24,13 @@ from integration_support import FLASHDEV_REPORTS, NO_TREE_REASON, upstream_avail
 pytestmark = pytest.mark.skipif(not upstream_available(), reason=NO_TREE_REASON)
 
 
-def _run(tmp_path: Path, fs: str) -> list[CaseResult]:
-    phases = prepare(tmp_path, fs)
+STACKS = ["btstack", "nimble"]
+
+
+def _run(tmp_path: Path, fs: str, stack: str) -> list[CaseResult]:
+    phases = prepare(tmp_path, fs, stack)
     results = sweep(phases, tmp_path / "cases")
-    report = format_summary(fs, summarize(phases, results), results)
+    report = format_summary(fs, summarize(phases, results), results, stack)
     FLASHDEV_REPORTS.append(report)
     print(report)
     assert all(phase.ops > 0 for phase in phases), [(p.name, p.ops) for p in phases]
@@ -35,13 +39,15 @@ def _run(tmp_path: Path, fs: str) -> list[CaseResult]:
     return results
 
 
-def test_power_cut_sweep_littlefs(built_tree: Path, tmp_path: Path) -> None:
-    results = _run(tmp_path, "lfs2")
+@pytest.mark.parametrize("stack", STACKS)
+def test_power_cut_sweep_littlefs(built_tree: Path, tmp_path: Path, stack: str) -> None:
+    results = _run(tmp_path, "lfs2", stack)
     failed = [r for r in results if not r.recovered]
     assert not failed, f"{len(failed)}/{len(results)} cut points did not recover (see report)"
 
 
-def test_power_cut_sweep_fat(built_tree: Path, tmp_path: Path) -> None:
-    results = _run(tmp_path, "fat")
+@pytest.mark.parametrize("stack", STACKS)
+def test_power_cut_sweep_fat(built_tree: Path, tmp_path: Path, stack: str) -> None:
+    results = _run(tmp_path, "fat", stack)
     failed = [r for r in results if r.problems or r.half_bonds]
     assert not failed, f"{len(failed)}/{len(results)} cut points broke a FAT promise (see report)"

@@ -306,9 +306,15 @@ class VirtualController(Controller):
         return hci.HCI_StatusReturnParameters(Status.SUCCESS)
 
     def on_hci_le_remove_device_from_resolving_list_command(
-        self, command: hci.HCI_LE_Remove_Device_From_Resolving_List_Command
+        self, command: hci.HCI_Command
     ) -> hci.HCI_StatusReturnParameters:
-        peer = (int(command.peer_identity_address_type), bytes(command.peer_identity_address))
+        # bumble has no class for this command: type (1), address (6).
+        params = bytes(command.parameters)
+        if len(params) != 7:
+            return hci.HCI_StatusReturnParameters(
+                hci.HCI_ErrorCode.INVALID_COMMAND_PARAMETERS_ERROR
+            )
+        peer = (params[0], params[1:7])
         found = self.resolving_list.remove(peer)
         return hci.HCI_StatusReturnParameters(
             Status.SUCCESS if found else hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR
