@@ -35,7 +35,7 @@ SERIES_NAME ?=
 
 export MICROPY_DIR MBEDTLS_DIR PICOTOOL_FETCH_FROM_GIT_PATH
 
-.PHONY: all venv demo unix multitest matrix aioble series rp2 size bench wear test test-host lint format clean distclean
+.PHONY: all venv demo unix multitest matrix aioble series rp2 size nimble-size bench wear test test-host lint format clean distclean
 
 all: demo
 
@@ -70,6 +70,9 @@ rp2: venv
 
 size: venv
 	$(PY) -m mpoverlay size
+
+nimble-size: venv
+	$(PY) -m mpoverlay nimble-size
 
 bench: venv
 	$(PY) -m mpoverlay.bench

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import BUILD_DIR, REPO_ROOT, aioble, matrix, rp2, series, size, tree
+from . import BUILD_DIR, REPO_ROOT, aioble, matrix, nimble_size, rp2, series, size, tree
 from .build import UNIX_VARIANTS, BuildError, build_unix
 from .lock import LockError, load_lock
 from .multitest import format_table, run_suite, suite_tests
@@ -61,6 +61,11 @@ def cmd_rp2(args: argparse.Namespace) -> int:
             print(f"$ picotool info -a {uf2.name}")
             print(rp2.picotool_info(picotool, uf2).rstrip())
     return 0 if ok else 1
+
+
+def cmd_nimble_size(args: argparse.Namespace) -> int:
+    print(nimble_size.run())
+    return 0
 
 
 def cmd_size(args: argparse.Namespace) -> int:
@@ -210,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--board", action="append", choices=rp2.BOARDS, help="default: RPI_PICO_W")
     p = sub.add_parser("size", help="benchmark: rp2 firmware size, upstream vs overlay vs store")
     p.add_argument("--board", action="append", choices=rp2.BOARDS, help="default: all")
+    sub.add_parser(
+        "nimble-size", help="benchmark: the NimBLE store's code (unix objects, rv32 cross-compile)"
+    )
     p = sub.add_parser(
         "series", help="export patches/series as git commits on an upstream tree and check them"
     )
@@ -230,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": cmd_demo,
         "rp2": cmd_rp2,
         "size": cmd_size,
+        "nimble-size": cmd_nimble_size,
         "series": cmd_series,
     }[args.command]
     try:

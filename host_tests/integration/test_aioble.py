@@ -21,16 +21,6 @@ PAIRS = ["/".join(pair) for pair in aioble.PAIRS]
 OUR_TESTS = sorted(p.name for p in (REPO_ROOT / aioble.MULTITESTS_DIR).glob("*.py"))
 TESTS = sorted(EXPECTED["upstream_tests"] + OUR_TESTS)
 CASES = [(pair, test) for pair in PAIRS for test in TESTS]
-# Cells that fail only because NimBLE changes its random static address: with
-# public addresses they must pass, which shows that this is their cause.
-ADDRESS_CASES = [
-    (pair, test)
-    for pair, entries in EXPECTED["pairs"].items()
-    for test, entry in entries.items()
-    if entry["cause"] == "nimble_address"
-]
-
-
 def expected_outcome(pair: str, test: str) -> tuple[str, str]:
     entry = EXPECTED["pairs"][pair].get(test)
     if entry is None:
@@ -67,16 +57,3 @@ def test_aioble(built_tree: Path, pair: str, test: str) -> None:
         f"{pair} {test}: expected {outcome} ({cause or 'should pass'}), got {result.outcome}\n"
         f"{result.detail}"
     )
-
-
-@pytest.mark.skipif(not upstream_available(), reason=NO_TREE_REASON)
-@pytest.mark.parametrize(
-    ("pair", "test"), ADDRESS_CASES, ids=[f"{p}:{t}:public" for p, t in ADDRESS_CASES]
-)
-def test_aioble_nimble_address_cells_pass_with_public_addresses(
-    built_tree: Path, pair: str, test: str
-) -> None:
-    stacks = tuple(pair.split("/"))
-    tests = aioble.select_tests(built_tree, [test])
-    result = aioble.run(built_tree, tests, [stacks], public_addresses=True)[pair, test]
-    assert result.outcome == "pass", f"{pair} {test} with public addresses:\n{result.detail}"

@@ -1,4 +1,4 @@
-"""The NimBLE store glue compiles against each NimBLE it ships with.
+"""The NimBLE store glue compiles against each NimBLE it ships with, and works.
 
 extmod/nimble/nimble_bond_store.c includes only NimBLE's host headers and the
 bond store's core, so it can be compiled on the build machine, with the host
@@ -10,9 +10,13 @@ gcc, against:
   a checkout of github.com/espressif/esp-nimble at the commit ESP-IDF pins,
   e.g. 2cf7edde for ESP-IDF v5.3.1, in components/bt/host/nimble/nimble).
 
+``glue_test.c`` then runs the glue and the store's core against each tree's
+headers (under ASan and UBSan), calling the store callbacks as NimBLE does.
+
 ``include/`` stands in for the port: a host configuration (syscfg.h) and the
-OS layer's types; ``esp-idf/`` for what ESP-IDF's build force-includes.  Each
-tree is skipped, with the reason, when its input is not given.
+OS layer's types; ``esp-idf/`` for what ESP-IDF's build force-includes (see
+mpoverlay/nimble_glue.py).  Each tree is skipped, with the reason, when its
+input is not given.
 """
 
 from __future__ import annotations
@@ -24,20 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from mpoverlay import nimble_glue
 from mpoverlay.tree import available_upstream
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-GLUE = REPO / "extmod" / "nimble" / "nimble_bond_store.c"
-# MicroPython's own warning flags (ports/unix/Makefile) and the store's switch.
-FLAGS = [
-    "-std=gnu99",
-    "-Os",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-DMICROPY_BLUETOOTH_NIMBLE_BOND_STORE=1",
-]
 ESP_NIMBLE_COMMIT = "2cf7edde63866f5663bbcdfb8776cf29c0809456"  # ESP-IDF v5.3.1's
 API = {
     "mp_nimble_bond_store_bind",
@@ -59,29 +53,9 @@ def esp_nimble() -> Path | None:
     return Path(path).expanduser().resolve() if path else None
 
 
-def compile_glue(nimble: Path, out: Path, esp: bool, cc: str = "gcc", *extra: str) -> Path:
+def compile_glue(nimble: Path, out: Path, esp: bool) -> Path:
     """Compile the glue against the NimBLE tree ``nimble``; the object file."""
-    if not (nimble / "nimble" / "host" / "include" / "host" / "ble_store.h").is_file():
-        raise AssertionError(
-            f"{nimble} is not a NimBLE tree (no nimble/host/include/host/ble_store.h)"
-        )
-    includes = [HERE / "include"] + [
-        nimble / d
-        for d in (
-            "nimble/host/include",
-            "nimble/include",
-            "porting/nimble/include",
-            "nimble/transport/include",
-            ".",
-        )
-    ]
-    command = [cc, *FLAGS, *extra, "-c", "-o", str(out)]
-    if esp:
-        command += ["-include", str(HERE / "esp-idf" / "esp_err.h")]
-    for include in includes:
-        command += ["-isystem", str(include)]
-    command += ["-I", str(REPO), str(GLUE)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = nimble_glue.compile_glue(nimble_glue.GLUE, nimble, out, esp)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -116,7 +90,7 @@ def test_glue_compiles_against_esp_nimble(tmp_path: Path) -> None:
 
 
 def test_the_check_fails_on_a_tree_that_is_not_nimble(tmp_path: Path) -> None:
-    with pytest.raises(AssertionError, match="not a NimBLE tree"):
+    with pytest.raises(ValueError, match="not a NimBLE tree"):
         compile_glue(tmp_path, tmp_path / "glue.o", esp=False)
 
 
@@ -143,3 +117,31 @@ def test_the_check_fails_on_an_api_the_glue_misuses(tmp_path: Path) -> None:
     header.write_text(header.read_text().replace("uint8_t csrk_present:1;", "", 1))
     with pytest.raises(AssertionError, match="csrk_present"):
         compile_glue(broken, tmp_path / "glue.o", esp=nimble == esp_nimble())
+
+
+SANITIZE = ("-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all")
+
+
+def run_glue_test(nimble: Path, tmp_path: Path, esp: bool) -> str:
+    """Build glue_test.c with the glue and the core against ``nimble``; its output."""
+    objects = []
+    for source in (nimble_glue.GLUE, nimble_glue.CORE, HERE / "glue_test.c"):
+        out = tmp_path / f"{source.stem}.o"
+        result = nimble_glue.compile_glue(source, nimble, out, esp, extra=SANITIZE)
+        assert result.returncode == 0, result.stderr
+        objects.append(str(out))
+    binary = tmp_path / "glue_test"
+    subprocess.run(["gcc", *SANITIZE, "-o", str(binary), *objects], check=True, timeout=120)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("tree", ["mynewt-nimble", "esp-nimble"])
+def test_glue_behaves_as_a_nimble_store(tmp_path: Path, tree: str) -> None:
+    nimble = mynewt_nimble() if tree == "mynewt-nimble" else esp_nimble()
+    if nimble is None:
+        pytest.skip(f"no {tree} tree (MICROPY_DIR / ESP_NIMBLE_DIR): glue_test.c not run")
+    output = run_glue_test(nimble, tmp_path, esp=tree == "esp-nimble")
+    assert output.strip().endswith("checks passed"), output
+    assert int(output.split()[-3]) > 90, output

@@ -35,6 +35,7 @@ import functools
 import logging
 import secrets
 import struct
+from typing import Any
 
 from bumble import crypto, hci, ll
 from bumble.controller import AdvertisingSet, Connection, Controller
@@ -671,6 +672,17 @@ class VirtualController(Controller):
     ) -> None:
         # Both ends report the parameters the central chose (stock peripheral
         # reported a 100 ms supervision timeout regardless).
+        fields: dict[str, Any] = dict(
+            status=Status.SUCCESS,
+            connection_handle=connection.handle,
+            role=connection.role,
+            peer_address_type=connection.peer_address.address_type,
+            peer_address=connection.peer_address,
+            connection_interval=connect_ind.interval,
+            peripheral_latency=connect_ind.latency,
+            supervision_timeout=connect_ind.timeout,
+            central_clock_accuracy=0,
+        )
         local = connection.self_address
         if self.le_event_mask & LE_ENHANCED_CONNECTION_COMPLETE and self.resolving_list.made(
             local
@@ -678,35 +690,14 @@ class VirtualController(Controller):
             # The host must learn the RPA it was reached at (SMP's confirm
             # and DHKey check values include it): the enhanced event, which
             # the host has unmasked, carries it (Core Vol 4, Part E, 7.7.65.10).
-            self.send_hci_packet(
-                hci.HCI_LE_Enhanced_Connection_Complete_Event(
-                    status=Status.SUCCESS,
-                    connection_handle=connection.handle,
-                    role=connection.role,
-                    peer_address_type=connection.peer_address.address_type,
-                    peer_address=connection.peer_address,
-                    local_resolvable_private_address=local,
-                    peer_resolvable_private_address=hci.Address.ANY_RANDOM,
-                    connection_interval=connect_ind.interval,
-                    peripheral_latency=connect_ind.latency,
-                    supervision_timeout=connect_ind.timeout,
-                    central_clock_accuracy=0,
-                )
+            event: hci.HCI_Event = hci.HCI_LE_Enhanced_Connection_Complete_Event(
+                **fields,
+                local_resolvable_private_address=local,
+                peer_resolvable_private_address=hci.Address.ANY_RANDOM,
             )
-            return
-        self.send_hci_packet(
-            hci.HCI_LE_Connection_Complete_Event(
-                status=Status.SUCCESS,
-                connection_handle=connection.handle,
-                role=connection.role,
-                peer_address_type=connection.peer_address.address_type,
-                peer_address=connection.peer_address,
-                connection_interval=connect_ind.interval,
-                peripheral_latency=connect_ind.latency,
-                supervision_timeout=connect_ind.timeout,
-                central_clock_accuracy=0,
-            )
-        )
+        else:
+            event = hci.HCI_LE_Connection_Complete_Event(**fields)
+        self.send_hci_packet(event)
 
     def on_hci_le_create_connection_cancel_command(
         self, _command: hci.HCI_LE_Create_Connection_Cancel_Command
