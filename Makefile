@@ -65,14 +65,15 @@ aioble: venv
 series: venv
 	$(PY) -m mpoverlay series --base $(BASE) $(if $(SERIES_NAME),--name $(SERIES_NAME)) --suite
 
-rp2: venv
-	$(PY) -m mpoverlay rp2 --board $(BOARD)
+# The firmware targets need no venv (nothing from PyPI): the system Python.
+rp2:
+	$(PYTHON) -m mpoverlay rp2 --board $(BOARD)
 
-size: venv
-	$(PY) -m mpoverlay size
+size:
+	$(PYTHON) -m mpoverlay size
 
-nimble-size: venv
-	$(PY) -m mpoverlay nimble-size
+nimble-size:
+	$(PYTHON) -m mpoverlay nimble-size
 
 bench: venv
 	$(PY) -m mpoverlay.bench

@@ -13,15 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from . import BUILD_DIR, REPO_ROOT, aioble, matrix, nimble_size, rp2, series, size, tree
+from . import BUILD_DIR, REPO_ROOT, aioble, demo, matrix, nimble_size, rp2, series, size, tree
 from .build import UNIX_VARIANTS, BuildError, build_unix
 from .lock import LockError, load_lock
 from .multitest import format_table, run_suite, suite_tests
 from .overlay import OverlayError
 from .radio import RadioError
 from .upstream import UpstreamError
-
-DEMO_TEST = "ble_gap_pair_bond_restart.py"
 
 
 def prepared_tree(args: argparse.Namespace) -> Path:
@@ -156,13 +154,7 @@ def cmd_series(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     cmd_build(argparse.Namespace(**vars(args), variant=None))
-    args.stacks, args.tests = ("btstack", "btstack"), [DEMO_TEST]
-    args.verbose, args.show_output = True, True
-    print(
-        "demo: two unix BTstack instances pair and bond over the virtual radio, then the"
-        f" peripheral restarts three ways and re-encrypts without pairing ({DEMO_TEST})"
-    )
-    return cmd_multitest(args)
+    return demo.run(prepared_tree(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         help="controllers with a public address, or none (devices use random static"
         " addresses); default: both",
     )
-    p = sub.add_parser("demo", help="build, then pair two BTstack instances over the radio")
-    p.add_argument("--trace", type=Path, help="write btsnoop HCI traces into this directory")
+    sub.add_parser(
+        "demo", help="build, then bond and restart over the radio, told step by step (both stacks)"
+    )
     p = sub.add_parser("rp2", help="build rp2 firmware (Pico W / Pico 2 W) into build/rp2-<BOARD>")
     p.add_argument("--board", action="append", choices=rp2.BOARDS, help="default: RPI_PICO_W")
     p = sub.add_parser("size", help="benchmark: rp2 firmware size, upstream vs overlay vs store")

@@ -179,6 +179,12 @@ def run_suite(
     return results
 
 
+def run_test(tree: Path, test: Path, stacks: tuple[str, ...], trace: Path | None = None) -> Result:
+    """Run one test on a fresh radio, quietly; its output includes every
+    instance's lines (run-multitests.py -s)."""
+    return _run_one(tree, test, stacks, trace, show=True)
+
+
 def suite_tests(tree: Path, directory: str = "multi_bluetooth") -> list[Path]:
     return sorted((tree / "tests" / directory).glob("*.py"))
 

@@ -12,6 +12,7 @@ what changed.  Layout of the overlay in this repository:
 
 from __future__ import annotations
 
+import filecmp
 import fnmatch
 import hashlib
 import os
@@ -185,7 +186,10 @@ def _sync(upstream: Path, tree: Path, exclude: list[str]) -> None:
 
     Files whose size and mtime already match are left alone, so make does not
     rebuild them; paths matching ``exclude`` (e.g. build outputs) are neither
-    copied nor deleted.
+    copied nor deleted.  A file whose content changes gets the current time,
+    not the source's: the source may be older than the objects built from the
+    file it replaces (another MICROPY_DIR, another MBEDTLS_DIR), and make
+    would rebuild nothing.
     """
     tree.mkdir(parents=True, exist_ok=True)
     wanted: set[str] = set()
@@ -208,13 +212,22 @@ def _sync(upstream: Path, tree: Path, exclude: list[str]) -> None:
                 dst.symlink_to(os.readlink(src))
                 continue
             st = src.stat()
+            replaced = False
             try:
                 dt = dst.lstat()
                 if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
                     continue
+                if not dst.is_symlink() and filecmp.cmp(src, dst, shallow=False):
+                    shutil.copystat(src, dst)  # same content: no rebuild
+                    continue
+                replaced = True
             except FileNotFoundError:
                 dst.parent.mkdir(parents=True, exist_ok=True)
+            if dst.is_symlink():
+                dst.unlink()
             shutil.copy2(src, dst)
+            if replaced:
+                os.utime(dst)
     for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
         rel_dir = os.path.relpath(dirpath, tree)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"

@@ -74,6 +74,7 @@ class Step:
     build: str = "not run"  # ok / FAILED / not run
     build_seconds: float = 0.0
     format_issues: list[str] = field(default_factory=list)
+    format_not_run: list[str] = field(default_factory=list)  # e.g. C files, no uncrustify
     log_issues: list[str] = field(default_factory=list)
 
 
@@ -285,13 +286,17 @@ def changed_files(repo: Path, commit: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def check_format(repo: Path, files: list[str]) -> list[str]:
+def check_format(
+    repo: Path, files: list[str], check_c: bool = True
+) -> tuple[list[str], list[str]]:
     """Files among ``files`` that upstream's format rules would change: C files
-    by ``tools/codeformat.py -c``, Python files by ``ruff format`` and ``ruff
-    check`` with the tree's own configuration, as upstream's CI runs them."""
-    issues = []
+    by ``tools/codeformat.py -c`` (unless ``check_c`` is false: no uncrustify),
+    Python files by ``ruff format`` and ``ruff check`` with the tree's own
+    configuration, as upstream's CI runs them.  Also what was not checked."""
+    issues: list[str] = []
     c_files = [f for f in files if f.endswith((".c", ".h"))]
-    if c_files:
+    not_run = [f"{len(c_files)} C file(s)"] if c_files and not check_c else []
+    if c_files and check_c:
         proc = subprocess.run(
             [sys.executable, "tools/codeformat.py", "-c", "-f", *c_files],
             cwd=repo,
@@ -300,20 +305,28 @@ def check_format(repo: Path, files: list[str]) -> list[str]:
             check=False,
         )
         if proc.returncode != 0:
-            return [f"codeformat.py failed: {proc.stderr.strip()[-500:]}"]
+            return [f"codeformat.py failed: {proc.stderr.strip()[-500:]}"], not_run
         issues += _git(repo, "diff", "--name-only").split()
         _git(repo, "checkout", "--", ".")
     py_files = [f for f in files if f.endswith(".py")]
     if py_files:
         ruff = [sys.executable, "-m", "ruff"]
         fmt = subprocess.run(
-            [*ruff, "format", "--check", *py_files], cwd=repo, capture_output=True, text=True
+            [*ruff, "format", "--check", "--output-format=concise", *py_files],
+            cwd=repo,
+            capture_output=True,
+            text=True,
         )
-        issues += [
-            line.split()[-1]
+        # "path:line:col: unformatted: File would be reformatted" (ruff 0.9+;
+        # older ruff said "Would reformat: path").
+        unformatted = {
+            line.split(":")[0] if "unformatted" in line else line.split()[-1]
             for line in fmt.stdout.splitlines()
-            if line.startswith("Would reformat")
-        ]
+            if "unformatted" in line or line.startswith("Would reformat")
+        }
+        if fmt.returncode != 0 and not unformatted:
+            unformatted = {f"ruff format failed: {fmt.stderr.strip()[-300:]}"}
+        issues += sorted(unformatted)
         lint = subprocess.run(
             [*ruff, "check", "--output-format=concise", *py_files],
             cwd=repo,
@@ -322,7 +335,7 @@ def check_format(repo: Path, files: list[str]) -> list[str]:
         )
         if lint.returncode != 0:
             issues += [ln for ln in lint.stdout.splitlines() if ln.startswith(tuple(py_files))]
-    return issues
+    return issues, not_run
 
 
 def check_message(repo: Path, commit: str) -> list[str]:
@@ -415,8 +428,10 @@ def export(
         if step.target in SAME_COMMIT_RULES:
             step.log_issues = check_message(repo, step.commit)
         if step.target == "micropython":
-            if not tools_missing:
-                step.format_issues = check_format(repo, changed_files(repo, step.commit))
+            # ruff runs regardless; only the C check needs uncrustify.
+            step.format_issues, step.format_not_run = check_format(
+                repo, changed_files(repo, step.commit), check_c=not tools_missing
+            )
         if build_each:
             log = work / "logs" / f"{i:02d}-{step.patch}.log"
             step.build, step.build_seconds = build(repo, log)
@@ -431,8 +446,11 @@ def format_report(report: Report) -> str:
     lines += [head, "|---|---|---|---|---|---|---|"]
     for i, s in enumerate(report.steps, 1):
         fmt = "-" if s.status != "applied" or s.target != "micropython" else "ok"
-        if s.format_issues:
-            fmt = "changes " + ", ".join(s.format_issues)
+        if s.format_issues or s.format_not_run:
+            parts = ["changes " + ", ".join(s.format_issues)] if s.format_issues else []
+            if s.format_not_run:
+                parts.append("not run for " + ", ".join(s.format_not_run))
+            fmt = "; ".join(parts)
         log = "-" if s.status != "applied" or s.target not in SAME_COMMIT_RULES else "ok"
         if s.log_issues:
             log = "; ".join(s.log_issues)

@@ -21,6 +21,8 @@ PAIRS = ["/".join(pair) for pair in aioble.PAIRS]
 OUR_TESTS = sorted(p.name for p in (REPO_ROOT / aioble.MULTITESTS_DIR).glob("*.py"))
 TESTS = sorted(EXPECTED["upstream_tests"] + OUR_TESTS)
 CASES = [(pair, test) for pair in PAIRS for test in TESTS]
+
+
 def expected_outcome(pair: str, test: str) -> tuple[str, str]:
     entry = EXPECTED["pairs"][pair].get(test)
     if entry is None:

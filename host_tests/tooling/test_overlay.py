@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 from tooling_fakes import git, make_patch
 
 from mpoverlay import REPO_ROOT
-from mpoverlay.overlay import Overlay, OverlayError, prepare
+from mpoverlay.overlay import Overlay, OverlayError, _sync, prepare
 
 
 def test_applies_patches_and_copies_files(fake_upstream: Path, fake_repo: Path, tmp_path: Path):
@@ -130,3 +132,29 @@ def test_message_only_patch_and_continuation_lines(
     prepare(fake_upstream, tree, overlay)
     assert (tree / "tests" / "t.py").is_file()
     assert (tree / "tools" / "rig.py").is_file()
+
+
+def test_a_replaced_file_is_newer_than_the_objects_built_from_it(tmp_path: Path) -> None:
+    # Another MICROPY_DIR (or MBEDTLS_DIR) can hold an older file than the
+    # objects built from the one it replaces: make must still rebuild.
+    old, new, tree = tmp_path / "old", tmp_path / "new", tmp_path / "tree"
+    for root, text in ((old, "3.6.7\n"), (new, "3.6.6\n")):
+        (root / "lib").mkdir(parents=True)
+        (root / "lib" / "version.h").write_text(text)
+        (root / "lib" / "same.h").write_text("unchanged\n")
+    for path in (new / "lib" / "version.h", new / "lib" / "same.h"):
+        os.utime(path, (1_000_000, 1_000_000))  # far older than any build
+    _sync(old, tree, [])
+    built = tmp_path / "version.o"
+    built.write_text("object")
+    os.utime(built, (time.time() - 10, time.time() - 10))
+    same_before = (tree / "lib" / "same.h").stat().st_mtime
+    _sync(new, tree, [])
+    assert (tree / "lib" / "version.h").read_text() == "3.6.6\n"
+    assert (tree / "lib" / "version.h").stat().st_mtime > built.stat().st_mtime
+    # Same content: the old timestamp is taken over, no rebuild.
+    assert (tree / "lib" / "same.h").stat().st_mtime == 1_000_000 <= same_before
+    # A third sync from the same source finds the same content and takes the
+    # source's timestamp: nothing to rebuild, and the sync after that is a no-op.
+    _sync(new, tree, [])
+    assert (tree / "lib" / "version.h").stat().st_mtime == 1_000_000

@@ -236,6 +236,27 @@ def test_badly_formatted_c_file_is_reported(setup: tuple[Path, Path], tmp_path: 
     assert "  int x;" in (tmp_path / "work" / "tree" / "ports/unix/unix_new.h").read_text()
 
 
+def test_without_uncrustify_the_c_check_says_not_run_and_ruff_still_runs(
+    setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up, repo = setup
+    monkeypatch.setattr("mpoverlay.series.FORMAT_TOOLS", ("no-such-formatter-here",))
+    (repo / "tools").mkdir()
+    (repo / "tools" / "new_tool.py").write_text("x=1\n")  # ruff format wants "x = 1"
+    (repo / "patches" / "series").write_text(
+        "0001-unix-return-42.patch ports/unix/unix_new.h tools/new_tool.py\n"
+        "0002-lib-btstack-fix.patch\n"
+        "local ports/unix/variants/btstack\n"
+    )
+    report = export(up, tmp_path / "work", LOCK, None, False, Overlay(repo))
+    step = report.steps[0]
+    assert step.format_not_run == ["2 C file(s)"]
+    assert step.format_issues == ["tools/new_tool.py"]
+    row = next(line for line in format_report(report).splitlines() if "0001-" in line)
+    codeformat = row.split(" | ")[5]
+    assert codeformat == "changes tools/new_tool.py; not run for 2 C file(s)"
+
+
 def test_overlay_file_that_belongs_nowhere_stops_the_export(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
