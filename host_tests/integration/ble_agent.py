@@ -107,9 +107,17 @@ class BleAgent:
         addr_type, addr = address_to_micropython(address)
         await self.run(f"connect {addr_type} {addr}")
 
-    async def wait_connection(self, event: str) -> tuple[int, hci.Address]:
-        """Wait for CENTRAL_CONNECT or PERIPHERAL_CONNECT; (conn_handle, peer address)."""
-        match = await self.instance.expect(rf"{event} (\d+) (\d+) ([0-9a-f]{{12}})")
+    async def wait_connection(
+        self, event: str, since: int | None = None
+    ) -> tuple[int, hci.Address]:
+        """Wait for CENTRAL_CONNECT or PERIPHERAL_CONNECT; (conn_handle, peer address).
+
+        With ``since`` (an index into the output), an event printed from there
+        on counts even if a command's reply was awaited after it (a connection
+        can complete before the agent answers the ``connect`` command)."""
+        pattern = rf"{event} (\d+) (\d+) ([0-9a-f]{{12}})"
+        earlier = self.instance.seen(pattern, since) if since is not None else []
+        match = earlier[0] if earlier else await self.instance.expect(pattern)
         return int(match[1]), address_from_micropython(int(match[2]), match[3])
 
     async def wait_disconnection(self, event: str) -> int:

@@ -113,10 +113,11 @@ class Rig:
             connection = await connect(self.peer, address, self.public, LINK_TIMEOUT_S)
             handle, seen = await agent.wait_connection("CENTRAL_CONNECT")
         else:
+            mark = len(agent.instance.lines)
             connection = await advertise_until_connected(
                 self.peer, self.public, lambda: agent.connect(self.peer_address), LINK_TIMEOUT_S
             )
-            handle, seen = await agent.wait_connection("PERIPHERAL_CONNECT")
+            handle, seen = await agent.wait_connection("PERIPHERAL_CONNECT", since=mark)
         assert seen == self.peer_address
         return Link(handle, self.security.of(connection))
 

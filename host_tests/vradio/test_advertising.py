@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from bumble import hci
 from bumble.device import Advertisement, AdvertisingType
 from vradio.radio import VirtualRadio
-from vradio_testlib import EventRecorder, Runner
+from vradio_testlib import EventRecorder, Runner, wait_until
 
 ADV_DATA = b"\x07\x09vradio"
 SCAN_RSP_DATA = b"\x08\x09scanrsp"
 ADV = hci.HCI_LE_Advertising_Report_Event.EventType
-SCAN_TIME_S = 0.2
+# Advertising events to see before judging what arrived: enough that an
+# active scanner has had scan responses, and that a missing one is missing.
+EVENTS = 3
+
+
+def is_scan_response(report: hci.HCI_LE_Advertising_Report_Event.Report) -> bool:
+    # Legacy reports: event type 4; extended ones: bit 3 of the event type.
+    return report.event_type == ADV.SCAN_RSP or bool(report.event_type & 0b1000)
 
 
 async def observe(
@@ -38,13 +43,22 @@ async def observe(
             advertising_interval_max=20,
         )
         await scanner.start_scanning(active=active)
-        await asyncio.sleep(SCAN_TIME_S)
+
+        def ours() -> list[hci.HCI_LE_Advertising_Report_Event.Report]:
+            return [
+                r for r in recorder.advertising_reports() if r.address == advertiser.random_address
+            ]
+
+        def enough() -> bool:
+            primary = [r for r in ours() if not is_scan_response(r)]
+            answered = not (active and advertising_type.is_scannable) or any(
+                is_scan_response(r) for r in ours()
+            )
+            return len(primary) >= EVENTS and answered
+
+        await wait_until(enough)
         await scanner.stop_scanning()
-        reports = [
-            report
-            for report in recorder.advertising_reports()
-            if report.address == advertiser.random_address
-        ]
+        reports = ours()
         return reports, [ad for ad in seen if ad.address == advertiser.random_address]
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import struct
 import sys
 import termios
 from pathlib import Path
@@ -45,6 +47,11 @@ async def read_exactly(fd: int, count: int, timeout: float = 2.0) -> bytes:
     return data
 
 
+def queued(fd: int) -> int:
+    """Bytes waiting to be read on ``fd``."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
 def open_host_side(path: str) -> int:
     # Deliberately no termios set-up: the bridge must have left the tty raw.
     return os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
@@ -67,7 +74,7 @@ def test_h4_over_pty_survives_host_restarts(run: Runner, tmp_path: Path) -> None
             os.write(fd, H4_VENDOR_FC09)
             assert await read_exactly(fd, 7) == H4_VENDOR_COMPLETE
             os.write(fd, H4_RESET)
-            await asyncio.sleep(0.05)  # its reply is now queued in the pty
+            await wait_until(lambda: queued(fd) >= len(H4_RESET_COMPLETE))  # reply left unread
             os.write(fd, H4_RESET[:2])  # and the host dies mid-packet
             os.close(fd)
             await wait_until(lambda: not bridge.attached)
@@ -76,12 +83,10 @@ def test_h4_over_pty_survives_host_restarts(run: Runner, tmp_path: Path) -> None
             fd = open_host_side(str(link))
             os.write(fd, H4_RESET)
             assert await read_exactly(fd, 7) == H4_RESET_COMPLETE
-            await asyncio.sleep(0.05)
-            try:
-                extra = os.read(fd, 64)
-            except BlockingIOError:
-                extra = b""
-            assert extra == b""
+            # Anything stale would come before the next reply, not after it.
+            os.write(fd, H4_VENDOR_FC09)
+            assert await read_exactly(fd, 7) == H4_VENDOR_COMPLETE
+            assert queued(fd) == 0
             os.close(fd)
             await wait_until(lambda: not bridge.attached)
 

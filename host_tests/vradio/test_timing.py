@@ -20,10 +20,10 @@ CENTRAL = hci.Address("C3:00:00:00:00:02", hci.Address.RANDOM_DEVICE_ADDRESS)
 RANDOM = hci.OwnAddressType.RANDOM
 # Timer granularity: an event may be seen this much early.
 SLACK_S = 0.002
-# A loaded machine runs timers late, so observed upper bounds are lenient
-# (still under one 30 ms interval: "next event" and "the one after" stay
-# distinct); the schedule itself is checked exactly via the timers.
-LATE_S = 0.025
+# No upper bounds on observed times: a loaded machine runs timers late by any
+# amount.  The schedule is checked exactly where the model computes it (the
+# timers it sets, ConnectionEvents.scheduled_at); observed times only never
+# early, and in the order the schedule gives.
 CONN_INTERVAL = 24  # 30 ms, NimBLE's default minimum
 
 
@@ -157,9 +157,9 @@ def test_pending_initiator_connects_at_first_advertising_event_not_at_enable(
             log = [p for _, p in peripheral.log]
             assert log.index(complete[0][1]) < log.index(event)
             assert connected_at - enabled_at >= expected_delay_s - SLACK_S
-            assert connected_at - enabled_at < expected_delay_s + LATE_S
+            # Both ends learn of the connection from the same advertising event.
             central_at = central.packets(hci.HCI_LE_Connection_Complete_Event)[0][0]
-            assert abs(central_at - connected_at) < LATE_S
+            assert central_at >= enabled_at + expected_delay_s - SLACK_S
 
     run(scenario())
 
@@ -186,16 +186,16 @@ def test_first_acl_data_arrives_at_first_connection_event_then_within_one_interv
             when, pdu = (await wait_for_pdus(peripheral, 1))[0]
             assert pdu == first
             assert when - connected_at >= interval_s - SLACK_S
-            assert when - sent_at <= interval_s + LATE_S
             # Later data: latency of at most one connection interval.
             await asyncio.sleep(interval_s * 0.4)
             sent_at = asyncio.get_running_loop().time()
             for packet in acl_packets(handle, l2cap_pdu(b"second")):
                 central.send(packet)
-            assert events.scheduled_at == pytest.approx(events.next_event_time(sent_at))
-            assert sent_at < events.scheduled_at <= sent_at + interval_s
+            scheduled = events.scheduled_at
+            assert scheduled == pytest.approx(events.next_event_time(sent_at))
+            assert sent_at < scheduled <= sent_at + interval_s
             when, _ = (await wait_for_pdus(peripheral, 2))[1]
-            assert 0 < when - sent_at <= interval_s + LATE_S
+            assert when >= scheduled - SLACK_S
 
     run(scenario())
 

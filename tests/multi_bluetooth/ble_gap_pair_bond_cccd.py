@@ -120,6 +120,11 @@ def serve(phase, handle):
     ble.gap_advertise(20_000, b"\x02\x01\x06\x04\xffMPY")
     multitest.broadcast("peripheral ready {}".format(phase))
     wait_for_event(_IRQ_CENTRAL_CONNECT, TIMEOUT_MS)
+    if phase != "stranger":
+        # A bonded central's subscription is restored with its encryption: an
+        # update before that would be kept as "changed while disconnected"
+        # and notified again at the next restoration.
+        wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS)
     multitest.wait("central ready {}".format(phase))
     ble.gatts_write(handle, phase, True)
     multitest.broadcast("updated {}".format(phase))
