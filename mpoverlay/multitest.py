@@ -101,7 +101,7 @@ def _run_one(
     public_addresses: bool = False,
     micropypath: str = DEFAULT_MICROPYPATH,
     binaries: Mapping[str, Path] | None = None,
-    own_directory: bool = False,
+    own_directory: bool = True,
 ) -> Result:
     t0 = time.monotonic()
     radio_process = RadioProcess(len(stacks), trace, public_addresses)
@@ -148,13 +148,15 @@ def run_suite(
     public_addresses: bool = False,
     micropypath: str = DEFAULT_MICROPYPATH,
     binaries: Mapping[str, Path] | None = None,
-    own_directory: bool = False,
+    own_directory: bool = True,
 ) -> list[Result]:
     """Run each test on a fresh radio; public_addresses gives every controller
     a public address (else the devices use random static addresses),
     micropypath is the instances' MICROPYPATH, and binaries maps a stack to
     the firmware to run (default: ours, in build/unix-<stack>); with
-    own_directory each instance runs in its HOME (see write_launcher)."""
+    own_directory (the default) each instance runs in its HOME (see
+    write_launcher): the tests keep files at relative paths, and cases that
+    run at once must not share them."""
     results = []
     for test in sorted(tests):
         if test.name in EXCLUDED:
