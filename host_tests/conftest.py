@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import suite_report
 
 CPU_PER_CASE = 0.5  # cores a case keeps busy, measured as above (with a margin)
 POOL_HEADROOM = 0.8
@@ -24,3 +25,12 @@ POOL_HEADROOM = 0.8
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, round((cores or 1) * POOL_HEADROOM / CPU_PER_CASE))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    suite_report.merge(getattr(node, "workeroutput", {}).get("suite_report", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    suite_report.write(terminalreporter)

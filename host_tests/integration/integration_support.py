@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import suite_report
+
 from mpoverlay.tree import available_upstream
 
 NO_TREE_REASON = (
@@ -12,8 +14,8 @@ NO_TREE_REASON = (
 )
 
 # Figures of the flashdev tests (power-cut sweeps, concurrency), as printed
-# text; conftest.py shows them in the terminal summary.
-FLASHDEV_REPORTS: list[str] = []
+# text, shown in the terminal summary (host_tests/suite_report.py).
+FLASHDEV_REPORTS = suite_report.FLASHDEV_REPORTS
 
 
 def upstream_available() -> bool:

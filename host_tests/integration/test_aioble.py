@@ -11,8 +11,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import AIOBLE_RESULTS
 from integration_support import NO_TREE_REASON, upstream_available
+from suite_report import AIOBLE_RESULTS
 
 from mpoverlay import REPO_ROOT, aioble
 

@@ -12,8 +12,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import RESULTS
 from integration_support import NO_TREE_REASON, upstream_available
+from suite_report import RESULTS
 
 from mpoverlay import REPO_ROOT
 from mpoverlay.multitest import EXCLUDED, STACK_PAIRS, run_suite, suite_tests
