@@ -176,13 +176,17 @@ def discover(conn_handle):
     return value_handle
 
 
-def receive(phase, conn_handle, value_handle):
+# When NimBLE restores a bonded central's subscription it may notify the
+# characteristic's current value, if an update might have been missed (the
+# CCCD's "value changed" flag): a repeat of the state, allowed, so it is
+# left out; any other notification is printed.
+def receive(phase, conn_handle, value_handle, current=None):
     notifications.clear()
     multitest.broadcast("central ready {}".format(phase))
     multitest.wait("updated {}".format(phase))
     ble.gattc_read(conn_handle, value_handle)
     wait_for_event(_IRQ_GATTC_READ_DONE, TIMEOUT_MS)
-    print(phase, "notified", notifications)
+    print(phase, "notified", [n for n in notifications if n != current])
     ble.gap_disconnect(conn_handle)
     wait_for_event(_IRQ_PERIPHERAL_DISCONNECT, TIMEOUT_MS)
 
@@ -197,8 +201,10 @@ def instance1():
     ble.gattc_write(conn_handle, value_handle + 1, b"\x01\x00", 1)
     wait_for_event(_IRQ_GATTC_WRITE_DONE, TIMEOUT_MS)
     receive("subscribe", conn_handle, value_handle)
-    for phase in ("reconnect", "restart"):
-        receive(phase, connect(phase, pair=True), value_handle)
+    # The value when the central comes back: the last update, or none after
+    # the peripheral's restart (values are not kept).
+    for phase, current in (("reconnect", b"subscribe"), ("restart", b"")):
+        receive(phase, connect(phase, pair=True), value_handle, current)
     # Another device: another bond file, so another address, never bonded.
     restart("instance1_stranger")
 
