@@ -376,6 +376,24 @@ bool mp_bondstore_vfs_new_static_address(uint8_t *addr) {
     return true;
 }
 
+bool mp_bondstore_vfs_key_valid(const uint8_t *key, size_t len) {
+    for (size_t i = 0; i < len; ++i) {
+        if (key[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool mp_bondstore_vfs_new_key(uint8_t *key, size_t len) {
+    do {
+        if (!mp_bondstore_vfs_random(key, len)) {
+            return false;
+        }
+    } while (!mp_bondstore_vfs_key_valid(key, len));
+    return true;
+}
+
 mp_obj_t mp_bluetooth_get_bond_file(void) {
     switch (bond_file_mode) {
         case BOND_FILE_DISABLED:

@@ -93,6 +93,11 @@ bool mp_bondstore_vfs_random(uint8_t *buf, size_t len);
 bool mp_bondstore_vfs_static_address_valid(const uint8_t *addr);
 bool mp_bondstore_vfs_new_static_address(uint8_t *addr);
 
+// Whether key (a stack's root key or IRK) is usable, i.e. not all zero, and a
+// new one from mp_bondstore_vfs_random().
+bool mp_bondstore_vfs_key_valid(const uint8_t *key, size_t len);
+bool mp_bondstore_vfs_new_key(uint8_t *key, size_t len);
+
 // ble.config('bond_file') is implemented by mp_bluetooth_get_bond_file() and
 // mp_bluetooth_set_bond_file() (see extmod/modbluetooth.h).
 

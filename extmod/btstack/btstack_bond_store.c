@@ -274,28 +274,17 @@ static void import_from_handler(mp_bluetooth_btstack_bond_store_t *bs, uint32_t 
     mp_bondstore_set(&bs->store, tag, value, len);
 }
 
-static bool is_zero(const uint8_t *buf, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-        if (buf[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 // BTstack would generate missing ER/IR itself, but from the controller's
 // LE Rand; use the port's cryptographic source instead, once, and keep it.
 static void ensure_key(mp_bluetooth_btstack_bond_store_t *bs, uint32_t tag) {
     uint8_t key[16];
-    if (mp_bondstore_get(&bs->store, tag, key, sizeof(key)) == sizeof(key) && !is_zero(key, sizeof(key))) {
+    if (mp_bondstore_get(&bs->store, tag, key, sizeof(key)) == sizeof(key) && mp_bondstore_vfs_key_valid(key, sizeof(key))) {
         return;
     }
-    do {
-        if (!mp_bondstore_vfs_random(key, sizeof(key))) {
-            return; // BTstack falls back to generating it.
-        }
-    } while (is_zero(key, sizeof(key)));
-    keep_value(bs, tag, key, sizeof(key));
+    // Without a random source BTstack falls back to generating it.
+    if (mp_bondstore_vfs_new_key(key, sizeof(key))) {
+        keep_value(bs, tag, key, sizeof(key));
+    }
 }
 
 void mp_bluetooth_btstack_bond_store_init(void) {

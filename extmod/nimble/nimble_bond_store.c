@@ -149,6 +149,14 @@ static void cccd_decode(const uint8_t *r, struct ble_store_value_cccd *v) {
     v->value_changed = r[CCCD_VALUE_CHANGED] & 1;
 }
 
+// Whether the store is bound and keeps objects of obj_type (esp-nimble has
+// more types, e.g. the local IRK and RPA records, which the binding has
+// never kept).
+static bool serves(int obj_type) {
+    return bond_store != NULL && (obj_type == BLE_STORE_OBJ_TYPE_OUR_SEC
+        || obj_type == BLE_STORE_OBJ_TYPE_PEER_SEC || obj_type == BLE_STORE_OBJ_TYPE_CCCD);
+}
+
 static uint32_t tag_prefix(int obj_type) {
     switch (obj_type) {
         case BLE_STORE_OBJ_TYPE_OUR_SEC:
@@ -231,8 +239,7 @@ static size_t handler_key(int obj_type, const uint8_t *r, uint8_t *key) {
 }
 
 static int store_read(int obj_type, const union ble_store_key *key, union ble_store_value *value) {
-    if (bond_store == NULL || (obj_type != BLE_STORE_OBJ_TYPE_OUR_SEC
-                               && obj_type != BLE_STORE_OBJ_TYPE_PEER_SEC && obj_type != BLE_STORE_OBJ_TYPE_CCCD)) {
+    if (!serves(obj_type)) {
         return BLE_HS_ENOTSUP;
     }
     uint32_t tag;
@@ -280,8 +287,7 @@ static void encode(int obj_type, const union ble_store_value *value, uint8_t *r,
 }
 
 static int store_write(int obj_type, const union ble_store_value *value) {
-    if (bond_store == NULL || (obj_type != BLE_STORE_OBJ_TYPE_OUR_SEC
-                               && obj_type != BLE_STORE_OBJ_TYPE_PEER_SEC && obj_type != BLE_STORE_OBJ_TYPE_CCCD)) {
+    if (!serves(obj_type)) {
         return BLE_HS_ENOTSUP;
     }
     uint8_t r[MP_NIMBLE_BOND_STORE_SEC_LEN];
@@ -299,8 +305,7 @@ static int store_write(int obj_type, const union ble_store_value *value) {
 }
 
 static int store_delete(int obj_type, const union ble_store_key *key) {
-    if (bond_store == NULL || (obj_type != BLE_STORE_OBJ_TYPE_OUR_SEC
-                               && obj_type != BLE_STORE_OBJ_TYPE_PEER_SEC && obj_type != BLE_STORE_OBJ_TYPE_CCCD)) {
+    if (!serves(obj_type)) {
         return BLE_HS_ENOTSUP;
     }
     uint32_t tag;

@@ -7,16 +7,15 @@ passing while the table still names a cause for it.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
 from integration_support import NO_TREE_REASON, upstream_available
 from suite_report import AIOBLE_RESULTS
 
-from mpoverlay import REPO_ROOT, aioble
+from mpoverlay import REPO_ROOT, aioble, expectations
 
-EXPECTED = tomllib.loads((Path(__file__).parent / "expected_aioble.toml").read_text())
+EXPECTED = expectations.load("aioble")
 PAIRS = ["/".join(pair) for pair in aioble.PAIRS]
 OUR_TESTS = sorted(p.name for p in (REPO_ROOT / aioble.MULTITESTS_DIR).glob("*.py"))
 TESTS = sorted(EXPECTED["upstream_tests"] + OUR_TESTS)

@@ -8,17 +8,16 @@ passing without the table being updated (so the README stays true).
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 from integration_support import NO_TREE_REASON, upstream_available
 from suite_report import RESULTS
 
-from mpoverlay import REPO_ROOT
+from mpoverlay import REPO_ROOT, expectations
 from mpoverlay.multitest import EXCLUDED, STACK_PAIRS, run_suite, suite_tests
 
-EXPECTED = tomllib.loads((Path(__file__).parent / "expected.toml").read_text())
+EXPECTED = expectations.load("multi_bluetooth")
 # Every pair the tooling knows runs; the table must name each (see below).
 PAIRS = ["/".join(pair) for pair in STACK_PAIRS]
 OUR_TESTS = sorted(p.name for p in (REPO_ROOT / "tests" / "multi_bluetooth").glob("*.py"))
