@@ -2,13 +2,15 @@
 
 Most cases spend their time waiting: two MicroPython processes and a radio
 that follows the timing model of a real link (connection events, advertising
-intervals).  Measured on 2 cores, one case at a time (2026-12-04): 12 min 0 s
-of wall time for 9 min 53 s of CPU (user + system), i.e. a case keeps about
-0.4 of a core busy.  But with 4 at a time on 2 cores, and in 2 of 6 runs with
-3, a case that relies on the radio keeping pace failed (perf_gatt_char_write.py,
-ble_gap_pair_bond_lru.py): the machine was then 80 % busy.  So the pool is the
-cores divided by 0.8, minus a little headroom for the flashdev sweeps, which
-run two processes of their own: 2 on 2 cores.
+intervals).  Measured on 2 cores, one case at a time (2026-12-06, the 32
+btstack/nimble multitests): 86 s of wall time for 32 s of CPU (user +
+system), i.e. a case keeps about 0.37 of a core busy, now that an instance
+waiting in machine.idle() sleeps until the next HCI poll instead of spinning
+in sched_yield() (patch 0029; before, a case took 0.8 of a core, and with 3
+at a time a radio was starved for seconds).  So the pool is the cores
+divided by 0.4, less a fifth of headroom for the CPU-bound cases (the
+flashdev power-cut sweeps, the sanitizer builds), which start first: 4 on
+2 cores.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import pytest
 import suite_report
 
-CPU_PER_CASE = 0.8  # cores a case keeps busy, measured as above (with a margin)
+CPU_PER_CASE = 0.4  # cores a case keeps busy, measured as above (with a margin)
 POOL_HEADROOM = 0.8
 
 
@@ -26,6 +28,12 @@ POOL_HEADROOM = 0.8
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, round((cores or 1) * POOL_HEADROOM / CPU_PER_CASE))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Longest first: a CPU-bound case started last would run on alone while
+    # the rest of the pool sits idle (pytest-xdist hands out cases in order).
+    items.sort(key=lambda item: item.get_closest_marker("cpu_bound") is None)
 
 
 @pytest.hookimpl(optionalhook=True)

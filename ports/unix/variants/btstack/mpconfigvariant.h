@@ -29,4 +29,12 @@
 // As on rp2: C code can schedule work (the bond store's deferred commits).
 #define MICROPY_SCHEDULER_STATIC_NODES (1)
 
+// machine.idle() sleeps until the HCI UART's next poll (the poll thread in
+// mpbthciport.c schedules the stack every millisecond) instead of spinning
+// in sched_yield(): a test waiting for an event then leaves the CPU to the
+// other instance and to the controller, as a board sleeps until its next
+// interrupt.
+#include <unistd.h>
+#define MICROPY_UNIX_MACHINE_IDLE usleep(1000);
+
 #include "../mpconfigvariant_common.h"
