@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import expectations
 from .multitest import STACK_PAIRS, Result, markdown_table, outcome_summary
 
 TEMPLATE = "ble_gap_bond_matrix.py"
@@ -23,13 +24,6 @@ RESTARTS = ("none", "peripheral", "central")
 PAIRINGS = (("legacy", False), ("SC", True))
 
 ADDRESSES = ("public", "random")
-
-# Known causes of red cells, by (pair, restarting side, public addresses?):
-# shown under the table so that a red cell names its cause, and what the
-# integration suite expects.  None now: the NimBLE restarts without a public
-# address were red until NimBLE kept its random static address (and bonds)
-# in its bond store.
-KNOWN_CAUSES: dict[tuple[tuple[str, str], str, bool], str] = {}
 
 
 @dataclass(frozen=True)
@@ -93,13 +87,24 @@ def write_cells(test_dir: Path, out_dir: Path) -> dict[Cell, Path]:
     return files
 
 
+def cell_key(cell: Cell, public_addresses: bool) -> str:
+    """The cell's name in expected.toml's [matrix] table, e.g. "random:SC:peripheral"."""
+    return f"{'public' if public_addresses else 'random'}:{cell.pairing}:{cell.restart}"
+
+
+def expectation(
+    pair: tuple[str, str], cell: Cell, public_addresses: bool
+) -> expectations.Expectation:
+    return expectations.expect("matrix", "/".join(pair), cell_key(cell, public_addresses))
+
+
 def cause(pair: tuple[str, str], cell: Cell, public_addresses: bool) -> str:
     """Why a cell is expected to fail, or "" if it must pass."""
-    return KNOWN_CAUSES.get((pair, cell.restart, public_addresses), "")
+    return expectation(pair, cell, public_addresses).cause
 
 
 def expected_outcome(pair: tuple[str, str], cell: Cell, public_addresses: bool) -> str:
-    return "fail" if cause(pair, cell, public_addresses) else "pass"
+    return expectation(pair, cell, public_addresses).outcome
 
 
 RunPair = Callable[[tuple[str, str], list[Path]], list[Result]]
@@ -137,7 +142,7 @@ def format_matrix(
     unexpected = sum(
         1
         for (pair, cell), outcome in outcomes.items()
-        if outcome != expected_outcome(pair, cell, public_addresses)
+        if not expectation(pair, cell, public_addresses).admits(outcome)
     )
     lines.append(f"{outcome_summary(outcomes.values())}; {unexpected} not as expected")
     return "\n".join(lines)

@@ -27,11 +27,10 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import BUILD_DIR, REPO_ROOT
+from . import BUILD_DIR, REPO_ROOT, expectations
 from .gitutil import env_outside_repo
 from .lock import Lock
 from .multitest import Result, outcome_summary
@@ -54,7 +53,6 @@ BUILD_CONFIGS: dict[str, tuple[str, ...]] = {
 }
 # The variant the multi_bluetooth suite runs on the final tree.
 BUILD_VARIANT = "btstack"
-EXPECTED_TABLE = REPO_ROOT / "host_tests" / "integration" / "expected.toml"
 
 
 class SeriesError(RuntimeError):
@@ -473,16 +471,9 @@ def format_report(report: Report) -> str:
 
 
 def suite_verdict(pair: str, results: list[Result]) -> str:
-    """The suite's outcome against ``expected.toml``: "ok (...)" or "FAILED: ..."."""
-    expected = tomllib.loads(EXPECTED_TABLE.read_text())["pairs"].get(pair, {})
-    wrong = []
-    for r in results:
-        want = (
-            "excluded"
-            if r.outcome == "excluded"
-            else expected.get(r.test, {}).get("outcome", "pass")
-        )
-        if r.outcome != want:
-            wrong.append(f"{r.test} {r.outcome} (expected {want})")
+    """The suite's outcome against expected.toml: "as expected [...]" or "FAILED: ..."."""
+    wrong = expectations.differences(
+        "multi_bluetooth", ((pair, r.test, r.outcome, r.output) for r in results)
+    )
     summary = outcome_summary(r.outcome for r in results)
     return f"FAILED: {'; '.join(wrong)} [{summary}]" if wrong else f"as expected [{summary}]"

@@ -35,9 +35,10 @@ from vradio.peer import (
 from vradio.radio import VirtualRadio
 from vradio.recorder import HciRecorder
 
-from mpoverlay.build import unix_binary
+from mpoverlay.build import UNIX_VARIANTS, unix_binary
 
-STACKS = ("btstack", "nimble")
+# Every stack the tooling builds (expected.toml's [bumble_peer] names each).
+STACKS = UNIX_VARIANTS
 OUR_PUBLIC = "28:CD:C1:00:00:01"
 PEER_PUBLIC = "28:CD:C1:00:00:02"
 PEER_STATIC = "C1:00:00:00:00:02"

@@ -2,8 +2,8 @@
 
 Every stack pair x legacy/SC x restart side (none, peripheral, central), with
 public and with random static addresses: each cell must pass, except those
-whose failure mpoverlay.matrix names as an upstream limitation (which must
-still fail, so the table stays true).  A passing cell must also show, in the
+that expected.toml's [matrix] table names (which must still fail as
+pinned, so the table stays true).  A passing cell must also show, in the
 radio's HCI trace, one SMP Pairing Request on the first connection and none
 on the reconnection.
 """
@@ -16,7 +16,7 @@ import pytest
 from integration_support import NO_TREE_REASON, upstream_available
 from vradio.btsnoop import connections
 
-from mpoverlay import matrix
+from mpoverlay import expectations, matrix
 from mpoverlay.multitest import run_suite
 
 CASES = [
@@ -53,10 +53,12 @@ def test_matrix_cell(
     public = addresses == "public"
     trace = tmp_path / "trace"
     [result] = run_suite(built_tree, [cell_files[cell]], pair, trace, public_addresses=public)
-    expected = matrix.expected_outcome(pair, cell, public)
-    why = matrix.cause(pair, cell, public) or "should pass"
-    assert result.outcome == expected, f"expected {expected} ({why})\n{result.output}"
-    if expected == "pass":
+    want = matrix.expectation(pair, cell, public)
+    differ = expectations.difference(
+        "matrix", "/".join(pair), matrix.cell_key(cell, public), result.outcome, result.output
+    )
+    assert not differ, f"{differ} ({want.cause or 'should pass'})\n{result.output}"
+    if result.outcome == "pass":
         # The truth from the air, not only the test's word (no secret
         # written): one pairing on the first connection, none on the
         # reconnection, in the peripheral's (instance0's) HCI trace.
