@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from mpoverlay import expectations
+from mpoverlay import REPO_ROOT, aioble, expectations
 from mpoverlay.build import UNIX_VARIANTS
 from mpoverlay.multitest import STACK_PAIRS
 
@@ -139,3 +139,14 @@ def test_the_bumble_peer_table_lists_no_cell() -> None:
     # a pinned failure: a cell listed here would be ignored, so none may be.
     stacks = expectations.load()["bumble_peer"]["stacks"]
     assert {stack: cells for stack, cells in stacks.items() if cells} == {}
+
+
+def test_radio_counts_are_for_our_tests_and_start_with_the_pairing() -> None:
+    ours = {
+        "multi_bluetooth": {p.name for p in (REPO_ROOT / "tests" / "multi_bluetooth").glob("*.py")},
+        "aioble": {p.name for p in (REPO_ROOT / aioble.MULTITESTS_DIR).glob("*.py")},
+    }
+    for table, counts in expectations.load()["radio"].items():
+        assert set(counts) <= ours[table], table
+        for test, per_connection in counts.items():
+            assert per_connection[0] == 1 and set(per_connection) <= {0, 1}, test
