@@ -143,7 +143,9 @@ def test_the_bumble_peer_table_lists_no_cell() -> None:
 
 def test_radio_counts_are_for_our_tests_and_start_with_the_pairing() -> None:
     ours = {
-        "multi_bluetooth": {p.name for p in (REPO_ROOT / "tests" / "multi_bluetooth").glob("*.py")},
+        "multi_bluetooth": {
+            p.name for p in (REPO_ROOT / "tests" / "multi_bluetooth").glob("*.py")
+        },
         "aioble": {p.name for p in (REPO_ROOT / aioble.MULTITESTS_DIR).glob("*.py")},
     }
     for table, counts in expectations.load()["radio"].items():
