@@ -3,16 +3,18 @@
 Most cases spend their time waiting: two MicroPython processes and a radio
 that follows the timing model of a real link (connection events, advertising
 intervals).  Measured on 2 cores, one case at a time (2026-12-06, the 32
-btstack/nimble multitests): 86 s of wall time for 32 s of CPU (user +
-system), i.e. a case keeps about 0.37 of a core busy, now that an instance
-waiting in machine.idle() sleeps until the next HCI poll instead of spinning
-in sched_yield() (patch 0029; before, a case took 0.8 of a core, and with 3
-at a time a radio was starved for seconds).  So the pool is the cores
-divided by 0.4, less a fifth of headroom for the cases that compile (the
-sanitizer builds) or run a pool of their own (the flashdev power-cut
-sweeps): 4 on 2 cores.  (Starting those first, or building the firmware in
-the background while the host tests ran, made the suite slower, 4:47 and
-6:10 against 4:32: both leave workers waiting for the build.)
+btstack/nimble multitests): 79 s of wall time for about 17 s of CPU (user +
+system: 10.4 s in the runner and the instances, and some 0.2 s per case in
+the radio, which is forked from a preloaded server and so not counted by
+``time``), i.e. a case keeps about 0.21 of a core busy.  Two changes got it
+there: an instance waiting in machine.idle() sleeps until the next HCI poll
+instead of spinning in sched_yield() (patch 0029; before, a case took 0.8 of
+a core, and with 3 at a time a radio's event loop ran up to 0.97 s late),
+and radios no longer import Bumble afresh (mpoverlay/radio.py: 0.4 s of CPU
+each).  So the pool is the cores divided by 0.25, less a fifth of headroom
+for the cases that compile (the sanitizer builds) or run a pool of their
+own (the flashdev power-cut sweeps): 6 on 2 cores.  See run_order for the
+order cases start in.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import pytest
 import suite_report
 
-CPU_PER_CASE = 0.4  # cores a case keeps busy, measured as above (with a margin)
+CPU_PER_CASE = 0.25  # cores a case keeps busy, measured as above (with a margin)
 POOL_HEADROOM = 0.8
 
 
@@ -30,6 +32,27 @@ POOL_HEADROOM = 0.8
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, round((cores or 1) * POOL_HEADROOM / CPU_PER_CASE))
+
+
+def run_order(item: pytest.Item) -> int:
+    """When a case starts (pytest-xdist hands them out in this order).
+
+    The firmware's build (in the first case that needs it) is the suite's
+    critical path: the machine is saturated while it runs.  So during the
+    build only the light host tests run; then the long cases, so that none
+    starts last and runs on alone; then the rest of the firmware's cases,
+    which leave most of the CPU idle (they wait on the radio's timing), and
+    the C builds that would have slowed the firmware's build fill it.
+    """
+    if item.get_closest_marker("compiles"):
+        return 3
+    if "built_tree" not in getattr(item, "fixturenames", ()):
+        return 0
+    return 1 if item.get_closest_marker("long") else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=run_order)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -17,6 +17,7 @@ from bondstore_harness import CONFIGS, HERE, ROOT, build
 
 
 @pytest.mark.skipif(bool(os.environ.get("MP_BONDSTORE_SANITIZE")), reason="already sanitized")
+@pytest.mark.compiles
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_under_asan_and_ubsan(config: str) -> None:
     build(config, sanitize=True)

@@ -21,7 +21,10 @@ import pytest
 from flashdev_sweep import CaseResult, format_summary, prepare, summarize, sweep
 from integration_support import FLASHDEV_REPORTS, NO_TREE_REASON, upstream_available
 
-pytestmark = pytest.mark.skipif(not upstream_available(), reason=NO_TREE_REASON)
+pytestmark = [
+    pytest.mark.skipif(not upstream_available(), reason=NO_TREE_REASON),
+    pytest.mark.long,
+]
 
 
 STACKS = ["btstack", "nimble"]
