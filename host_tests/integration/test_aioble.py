@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from integration_support import NO_TREE_REASON, upstream_available
+from integration_support import NO_TREE_REASON, assert_as_expected, trace_dir, upstream_available
 from suite_report import AIOBLE_RESULTS
-from vradio.btsnoop import connections
 
 from mpoverlay import REPO_ROOT, aioble, expectations
 
@@ -21,8 +20,6 @@ PAIRS = ["/".join(pair) for pair in aioble.PAIRS]
 OUR_TESTS = sorted(p.name for p in (REPO_ROOT / aioble.MULTITESTS_DIR).glob("*.py"))
 TESTS = sorted(EXPECTED["upstream_tests"] + OUR_TESTS)
 CASES = [(pair, test) for pair in PAIRS for test in TESTS]
-# SMP Pairing Requests per connection for tests that claim no new pairing.
-PAIRING_REQUESTS = expectations.load()["radio"]["aioble"]
 
 
 def test_expected_table_names_only_known_tests() -> None:
@@ -40,14 +37,8 @@ def test_aioble_directory_matches_the_table(built_tree: Path) -> None:
 @pytest.mark.parametrize(("pair", "test"), CASES, ids=[f"{p}:{t}" for p, t in CASES])
 def test_aioble(built_tree: Path, pair: str, test: str, tmp_path: Path) -> None:
     stacks = tuple(pair.split("/"))
-    trace = tmp_path / "trace" if test in PAIRING_REQUESTS else None
+    trace = trace_dir("aioble", test, tmp_path)
     cells = aioble.run(built_tree, aioble.select_tests(built_tree, [test]), [stacks], trace=trace)
     result = cells[pair, test]
     AIOBLE_RESULTS[pair, test] = expectations.shown("aioble", pair, test, result.outcome)
-    want = expectations.expect("aioble", pair, test)
-    differ = expectations.difference("aioble", pair, test, result.outcome, result.output)
-    assert not differ, f"{differ} ({want.cause or 'should pass'})\n{result.detail}"
-    if trace is not None and result.outcome == "pass":
-        # The radio's word that the reconnections did not pair again.
-        seen = [c.pairing_requests for c in connections(trace / "hci0.btsnoop")]
-        assert seen == PAIRING_REQUESTS[test], f"SMP Pairing Requests per connection: {seen}"
+    assert_as_expected("aioble", pair, test, result, trace)
