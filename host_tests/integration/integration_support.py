@@ -41,8 +41,7 @@ def _exclusive(lock: Path) -> Iterator[None]:
 
 def build_tree() -> Path:
     """build/tree prepared from the upstream tree, with both unix variants built
-    (by whoever comes first: the suite's background build, see
-    host_tests/conftest.py, or a worker; the others find it up to date)."""
+    (by the first worker that needs it; the others find it up to date)."""
     with _exclusive(BUILD_DIR / ".built_tree.lock"):
         tree = prepared_tree(os.environ.get("MICROPY_DIR"), allow_fetch=False)
         for variant in UNIX_VARIANTS:
