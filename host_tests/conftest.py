@@ -15,8 +15,8 @@ each).  So the pool is the cores divided by 0.25, less a fifth of headroom
 for the cases that compile (the sanitizer builds) or run a pool of their
 own (the flashdev power-cut sweeps): 6 on 2 cores.  (8, from 0.21 with no
 margin, was slower, 4:57 against 4:26, and a case failed on timing:
-perf_l2cap.py, nimble/nimble.)  See run_order for the
-order cases start in.
+perf_l2cap.py, nimble/nimble.)  See run_order for the order cases start in,
+and case_schedule.py for how they are handed to the workers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 
 import pytest
 import suite_report
+from case_schedule import LongCasesApart, is_long
 
 CPU_PER_CASE = 0.25  # cores a case keeps busy, measured as above (with a margin)
 POOL_HEADROOM = 0.8
@@ -52,7 +53,12 @@ def run_order(item: pytest.Item) -> int:
         return 3
     if "built_tree" not in getattr(item, "fixturenames", ()):
         return 0
-    return 1 if item.get_closest_marker("long") else 2
+    return 1 if is_long(item.nodeid) else 2
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LongCasesApart | None:
+    return LongCasesApart(config, log) if config.getoption("dist") == "load" else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

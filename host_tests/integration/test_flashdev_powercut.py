@@ -21,10 +21,7 @@ import pytest
 from flashdev_sweep import CaseResult, format_summary, prepare, summarize, sweep
 from integration_support import FLASHDEV_REPORTS, NO_TREE_REASON, upstream_available
 
-pytestmark = [
-    pytest.mark.skipif(not upstream_available(), reason=NO_TREE_REASON),
-    pytest.mark.long,
-]
+pytestmark = pytest.mark.skipif(not upstream_available(), reason=NO_TREE_REASON)
 
 
 STACKS = ["btstack", "nimble"]
