@@ -12,6 +12,7 @@ its stdout (``python -m vradio``'s: pty lines, then READY).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -39,11 +40,33 @@ def forkserver() -> ForkServerContext:
     """The context whose server has vradio imported (started on first use)."""
     global _context
     if _context is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["vradio.__main__", __name__])
+        # The server imports those before it knows our sys.path (Python
+        # 3.11's forkserver passes sys.path but does not apply it, and
+        # ignores a preload that fails to import: every radio then imported
+        # Bumble afresh, 0.3 s of CPU each), so it gets the path from
+        # PYTHONPATH, for the moment it starts.
+        saved = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(TOOLS), str(REPO_ROOT), *([saved] if saved else [])]
+        )
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            if saved is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = saved
         if str(TOOLS) not in sys.path:
-            sys.path.insert(0, str(TOOLS))  # the server takes our sys.path
-        _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["vradio.__main__", __name__])
+            sys.path.insert(0, str(TOOLS))  # for the children's own imports
+        _context = context
     return _context
+
+
+def preloaded(out: Connection) -> None:
+    """Tell ``out`` whether a forked process starts with vradio imported."""
+    out.send("vradio.__main__" in sys.modules)
 
 
 def serve(argv: list[str], out: Connection) -> None:
