@@ -15,8 +15,14 @@ import pytest
 from xdist.scheduler import LoadScheduling
 from xdist.workermanage import WorkerController
 
-# Cases that run for a minute or so, with a process pool of their own.
-LONG_CASES = ("host_tests/integration/test_flashdev_powercut.py::",)
+# Cases that keep a worker busy for long: the power-cut sweeps (a minute or
+# so each, with a process pool of their own) and the sanitizer reruns (10 to
+# 16 s of CPU each: queued two on one worker, at the end of the suite, they
+# ran one after the other while three workers had finished).
+LONG_CASES = (
+    "host_tests/integration/test_flashdev_powercut.py::",
+    "host_tests/bondstore/test_sanitizers.py::",
+)
 
 
 def is_long(nodeid: str) -> bool:

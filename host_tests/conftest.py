@@ -2,21 +2,21 @@
 
 Most cases spend their time waiting: two MicroPython processes and a radio
 that follows the timing model of a real link (connection events, advertising
-intervals).  Measured on 2 cores, one case at a time (2026-12-06, the 32
-btstack/nimble multitests): 79 s of wall time for about 17 s of CPU (user +
-system: 10.4 s in the runner and the instances, and some 0.2 s per case in
-the radio, which is forked from a preloaded server and so not counted by
-``time``), i.e. a case keeps about 0.21 of a core busy.  Two changes got it
-there: an instance waiting in machine.idle() sleeps until the next HCI poll
-instead of spinning in sched_yield() (patch 0029; before, a case took 0.8 of
-a core, and with 3 at a time a radio's event loop ran up to 0.97 s late),
-and radios no longer import Bumble afresh (mpoverlay/radio.py: 0.4 s of CPU
-each).  So the pool is the cores divided by 0.25, less a fifth of headroom
-for the cases that compile (the sanitizer builds) or run a pool of their
-own (the flashdev power-cut sweeps): 6 on 2 cores.  (8, from 0.21 with no
-margin, was slower, 4:57 against 4:26, and a case failed on timing:
-perf_l2cap.py, nimble/nimble.)  See run_order for the order cases start in,
-and case_schedule.py for how they are handed to the workers.
+intervals).  Measured on 2 cores, one case at a time (2026-12-07, the 32
+btstack/btstack multitests, ``pytest -n 1``): 65.9 s of wall time for 13.6 s
+of CPU (user + system: 10.9 s in the runner and the instances, 2.7 s in the
+radios, read from /proc as each stopped), i.e. a case keeps about 0.2 of a
+core busy.  What got it there: an instance waiting in machine.idle() sleeps
+until the next HCI poll instead of spinning in sched_yield() (patch 0029;
+before, a case took 0.8 of a core, and with 3 at a time a radio's event loop
+ran up to 0.97 s late), and radios are forked from a server that has Bumble
+imported (mpoverlay/radio.py; 11.7 s of radio CPU for those 32 cases while
+the server's preload silently failed).  So the pool is the cores divided by
+0.2, less a fifth of headroom for the cases that compile (the sanitizer
+builds) or run a pool of their own (the flashdev power-cut sweeps): 8 on 2
+cores.  Measured from a clean clone: 3:28 with 8, 3:45 with 6 (531 passed
+each).  See run_order for the order cases start in, and case_schedule.py for
+how they are handed to the workers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pytest
 import suite_report
 from case_schedule import LongCasesApart, is_long
 
-CPU_PER_CASE = 0.25  # cores a case keeps busy, measured as above (with a margin)
+CPU_PER_CASE = 0.2  # cores a case keeps busy, measured as above
 POOL_HEADROOM = 0.8
 
 
@@ -53,7 +53,7 @@ def run_order(item: pytest.Item) -> int:
     """
     if item.get_closest_marker("compiles"):
         return 3
-    if is_long(item.nodeid):
+    if is_long(item.nodeid):  # the power-cut sweeps
         return 0
     return 2 if "built_tree" in getattr(item, "fixturenames", ()) else 1
 

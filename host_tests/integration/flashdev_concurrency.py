@@ -68,24 +68,45 @@ class ConcurrencyResult:
         return self.nested_programs + self.nested_erases
 
     def summary(self) -> str:
+        """The verdicts first, the same in every run; then the figures that
+        depend on timing (how many lines the log got, how many events came
+        during a device call), on a line of their own."""
         return "\n".join(
             [
                 f"concurrency on lfs2: {self.paired}/{self.pairings} pairings "
                 f"while logging every {LOG_PERIOD_MS} ms",
                 f"  nested writes: {self.nested_writes} ({self.nested_programs} programs, "
                 f"{self.nested_erases} erases; {self.nested_calls} nested calls, "
-                f"max depth {self.max_depth}; {self.irqs_in_calls} BLE events delivered "
-                "inside a device call)",
-                f"  log before the cut: {self.log_before}",
-                f"  log after the cut:  {self.log_after}",
+                f"max depth {self.max_depth})",
+                f"  log before the cut: {_log_verdict(self.log_before)}",
+                f"  log after the cut:  {_log_verdict(self.log_after)}"
+                + (", no line lost" if self.log_lines_kept else ", LINES LOST"),
                 f"  in the file when the agent next ran: {self.durable_when_reported}"
                 f"/{self.pairings} bonds",
                 f"  after the cut: {self.bonds_after} bonds listed, "
                 f"{self.reencrypted}/{self.pairings} peers re-encrypt",
                 f"  pairing errors: {self.pair_errors[:3]}",
                 f"  tracebacks: {self.tracebacks[:3]}",
+                f"  measured (varies with timing): {self.log_lines} log lines, "
+                f"{self.irqs_in_calls} BLE events delivered inside a device call",
             ]
         )
+
+    @property
+    def log_lines(self) -> int:
+        return self.log_before.lines if self.log_before else 0
+
+    @property
+    def log_lines_kept(self) -> bool:
+        before, after = self.log_before, self.log_after
+        return before is not None and after is not None and after.lines >= before.lines
+
+
+def _log_verdict(check: LogCheck | None) -> str:
+    if check is None:
+        return "not read"
+    bad = "none" if check.first_bad < 0 else f"line {check.first_bad}"
+    return f"malformed line: {bad}, append errors: {check.errors}"
 
 
 async def _run(workdir: Path, pairings: int) -> ConcurrencyResult:
