@@ -11,6 +11,10 @@ if not hasattr(bluetooth.BLE, "gap_passkey"):
     raise SystemExit
 
 TIMEOUT_MS = 5000
+# Passkey entry with Secure Connections takes 20 rounds of four SMP PDUs
+# (confirm and random values each way), each waiting for a connection event:
+# 1-2 s at NimBLE's 30-50 ms interval, and more on a busy host.
+PAIRING_TIMEOUT_MS = 20_000
 
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
@@ -90,7 +94,7 @@ def instance0():
             ble.gap_advertise(20_000, b"\x02\x01\x06\x04\xffMPY")
             multitest.broadcast("advertising")
             wait_for_event(_IRQ_CENTRAL_CONNECT, TIMEOUT_MS)
-            wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS)
+            wait_for_event(_IRQ_ENCRYPTION_UPDATE, PAIRING_TIMEOUT_MS)
             wait_for_event(_IRQ_CENTRAL_DISCONNECT, TIMEOUT_MS)
     finally:
         ble.active(0)
@@ -108,7 +112,7 @@ def instance1():
             ble.gap_connect(BDADDR[0], BDADDR[1], 5000)
             conn_handle = wait_for_event(_IRQ_PERIPHERAL_CONNECT, TIMEOUT_MS)
             ble.gap_pair(conn_handle)
-            wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS)
+            wait_for_event(_IRQ_ENCRYPTION_UPDATE, PAIRING_TIMEOUT_MS)
             ble.gap_disconnect(conn_handle)
             wait_for_event(_IRQ_PERIPHERAL_DISCONNECT, TIMEOUT_MS)
     finally:
