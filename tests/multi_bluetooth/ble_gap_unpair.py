@@ -121,7 +121,9 @@ def instance0():
         wait_for_event(_IRQ_ENCRYPTION_UPDATE, TIMEOUT_MS)
         print_bonds(addr_type, addr)
 
-        # Forget the central while it is connected: the link closes.
+        # Forget the central while it is connected (once it has listed its
+        # bond, or the link could close before it prints): the link closes.
+        multitest.wait("listed")
         ble.gap_unpair(addr_type, addr)
         wait_for_event(_IRQ_CENTRAL_DISCONNECT, TIMEOUT_MS)
         print_bonds(addr_type, addr)
@@ -159,6 +161,8 @@ def instance1():
                 ble.gap_unpair(BDADDR[0], BDADDR[1])
             else:
                 print("bonds", len(ble.gap_bonds()))
+            if phase == "pair":
+                multitest.broadcast("listed")
             if phase == "pair again":
                 ble.gap_disconnect(conn_handle)
             # After "pair", the peripheral forgets the bond and closes the link.
