@@ -14,8 +14,9 @@ imported (mpoverlay/radio.py; 11.7 s of radio CPU for those 32 cases while
 the server's preload silently failed).  So the pool is the cores divided by
 0.2, less a fifth of headroom for the cases that compile (the sanitizer
 builds) or run a pool of their own (the flashdev power-cut sweeps): 8 on 2
-cores.  Measured from a clean clone: 3:28 with 8, 3:45 with 6 (531 passed
-each).  See run_order for the order cases start in, and case_schedule.py for
+cores.  Measured from a clean clone, before patch 0030 made idle instances
+cheaper still: 3:28 in pytest with 8, 3:45 with 6 (531 passed each).  See
+run_order for the order cases start in, and case_schedule.py for
 how they are handed to the workers.
 """
 
