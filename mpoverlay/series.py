@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import BUILD_DIR, REPO_ROOT, expectations
-from .build import python_arg
+from .build import jobs, python_arg
 from .gitutil import env_outside_repo
 from .lock import Lock
 from .multitest import Result, outcome_summary
@@ -267,7 +267,7 @@ def build(repo: Path, log: Path) -> tuple[str, float]:
     with log.open("w") as f:
         for name, make_args in BUILD_CONFIGS.items():
             proc = subprocess.run(
-                ["make", f"-j{os.cpu_count() or 2}", *python_arg(), *make_args],
+                ["make", f"-j{jobs()}", *python_arg(), *make_args],
                 cwd=repo / "ports" / "unix",
                 stdout=f,
                 stderr=subprocess.STDOUT,

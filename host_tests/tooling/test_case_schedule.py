@@ -47,6 +47,19 @@ def collection() -> list[str]:
     return light + long + rest  # run_order's order
 
 
+def started(
+    workers: int, scheduler: type[LoadScheduling] = LongCasesApart
+) -> tuple[LoadScheduling, list[FakeNode]]:
+    """A scheduler whose workers have joined and collected; its first cases sent."""
+    sched = scheduler(FakeConfig(workers))  # type: ignore[arg-type]
+    nodes = [FakeNode(f"gw{i}") for i in range(workers)]
+    for node in nodes:
+        sched.add_node(node)  # type: ignore[arg-type]
+        sched.add_node_collection(node, collection())  # type: ignore[arg-type]
+    sched.schedule()
+    return sched, nodes
+
+
 def run(
     workers: int, seed: int, scheduler: type[LoadScheduling] = LongCasesApart
 ) -> tuple[list[str], dict[str, list[int]]]:
@@ -54,12 +67,7 @@ def run(
     its oldest case); the order cases were sent in, and for each worker the
     number of long cases it held after each of its cases."""
     ids = collection()
-    sched = scheduler(FakeConfig(workers))  # type: ignore[arg-type]
-    nodes = [FakeNode(f"gw{i}") for i in range(workers)]
-    for node in nodes:
-        sched.add_node(node)  # type: ignore[arg-type]
-        sched.add_node_collection(node, ids)  # type: ignore[arg-type]
-    sched.schedule()
+    sched, nodes = started(workers, scheduler)
     rng = random.Random(seed)
     queues: dict[str, list[int]] = {n.name: [] for n in nodes}
     while not sched.tests_finished:
@@ -95,13 +103,7 @@ def test_without_it_a_worker_would_hold_two() -> None:
 
 
 def test_cases_are_sent_one_at_a_time_after_the_first_two() -> None:
-    ids = collection()
-    sched = LongCasesApart(FakeConfig(2))  # type: ignore[arg-type]
-    nodes = [FakeNode("gw0"), FakeNode("gw1")]
-    for node in nodes:
-        sched.add_node(node)  # type: ignore[arg-type]
-        sched.add_node_collection(node, ids)  # type: ignore[arg-type]
-    sched.schedule()
+    sched, nodes = started(2)
     assert [len(n.sent) for n in nodes] == [2, 2]
     sched.mark_test_complete(nodes[0], nodes[0].sent[0])  # type: ignore[arg-type]
     assert [len(n.sent) for n in nodes] == [3, 2]
